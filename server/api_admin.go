@@ -1,0 +1,324 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/potrack/potrack/rules"
+	"github.com/potrack/potrack/snippet"
+	"github.com/potrack/potrack/store"
+)
+
+// The admin JSON API: programs and their secrets. The admin page is built
+// on the same functions.
+
+const (
+	maxOrigins        = 100
+	maxReferralParams = 10
+	maxCookieDays     = 3650
+)
+
+var referralParamRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// programJSONIn is a create or patch request: absent fields keep their value.
+type programJSONIn struct {
+	Name               *string           `json:"name"`
+	Currency           *string           `json:"currency"`
+	JSTracking         *bool             `json:"js_tracking"`
+	AllowedOrigins     *[]string         `json:"allowed_origins"`
+	CookieDays         *int              `json:"cookie_days"`
+	ReferralParams     *[]string         `json:"referral_params"`
+	Attribution        *string           `json:"attribution"`
+	JSRequireSignature *bool             `json:"js_require_signature"`
+	Commission         *rules.Commission `json:"commission"`
+	// WebhookSecret lets a merchant paste the signing secret Stripe shows
+	// for the endpoint; it is write-only like every secret.
+	WebhookSecret *string `json:"webhook_secret"`
+}
+
+func newProgram() *store.Program {
+	return &store.Program{
+		Currency: "USD", AllowedOrigins: []string{}, CookieDays: 30, ReferralParams: []string{"aff"},
+		Attribution: "last", Commission: rules.DefaultCommission(),
+	}
+}
+
+// apply validates the request and writes it onto p.
+func (in *programJSONIn) apply(p *store.Program) error {
+	if in.Name != nil {
+		name := strings.TrimSpace(*in.Name)
+		if err := checkText("name", name, 200, true); err != nil {
+			return err
+		}
+		p.Name = name
+	}
+	if in.Currency != nil {
+		c, err := rules.NormalizeCurrency(*in.Currency)
+		if err != nil {
+			return invalid("currency", "currency must be an ISO 4217 code such as USD.")
+		}
+		p.Currency = c
+	}
+	if in.JSTracking != nil {
+		p.JSTracking = *in.JSTracking
+	}
+	if in.AllowedOrigins != nil {
+		if len(*in.AllowedOrigins) > maxOrigins {
+			return invalid("allowed_origins", fmt.Sprintf("At most %d allowed origins.", maxOrigins))
+		}
+		origins := []string{}
+		seen := map[string]bool{}
+		for i, o := range *in.AllowedOrigins {
+			n, err := normalizeOrigin(o)
+			if err != nil {
+				return invalid(fmt.Sprintf("allowed_origins[%d]", i), err.Error()+".")
+			}
+			if !seen[n] {
+				seen[n] = true
+				origins = append(origins, n)
+			}
+		}
+		p.AllowedOrigins = origins
+	}
+	if in.CookieDays != nil {
+		if *in.CookieDays < 1 || *in.CookieDays > maxCookieDays {
+			return invalid("cookie_days", fmt.Sprintf("cookie_days must be from 1 to %d.", maxCookieDays))
+		}
+		p.CookieDays = *in.CookieDays
+	}
+	if in.ReferralParams != nil {
+		params := *in.ReferralParams
+		if len(params) < 1 || len(params) > maxReferralParams {
+			return invalid("referral_params", fmt.Sprintf("referral_params needs 1 to %d names.", maxReferralParams))
+		}
+		for i, rp := range params {
+			if !referralParamRe.MatchString(rp) {
+				return invalid(fmt.Sprintf("referral_params[%d]", i), "A referral parameter is 1 to 32 letters, digits, '_' or '-'.")
+			}
+		}
+		p.ReferralParams = append([]string{}, params...)
+	}
+	if in.Attribution != nil {
+		if *in.Attribution != "first" && *in.Attribution != "last" {
+			return invalid("attribution", "attribution is 'first' or 'last'.")
+		}
+		p.Attribution = *in.Attribution
+	}
+	if in.JSRequireSignature != nil {
+		p.JSRequireSignature = *in.JSRequireSignature
+	}
+	if in.Commission != nil {
+		p.Commission = *in.Commission
+	}
+	// A currency change can invalidate fixed amounts: check the result.
+	if err := p.Commission.Validate(p.Currency); err != nil {
+		return err
+	}
+	if in.WebhookSecret != nil {
+		if err := checkText("webhook_secret", *in.WebhookSecret, 255, true); err != nil {
+			return err
+		}
+		p.WebhookSecret = *in.WebhookSecret
+	}
+	return nil
+}
+
+// programView is a program as the admin API shows it. Secrets appear only
+// in the answers to create and rotate.
+type programView struct {
+	ID                 string           `json:"id"`
+	Name               string           `json:"name"`
+	Currency           string           `json:"currency"`
+	JSTracking         bool             `json:"js_tracking"`
+	AllowedOrigins     []string         `json:"allowed_origins"`
+	CookieDays         int              `json:"cookie_days"`
+	ReferralParams     []string         `json:"referral_params"`
+	Attribution        string           `json:"attribution"`
+	JSRequireSignature bool             `json:"js_require_signature"`
+	Commission         rules.Commission `json:"commission"`
+	ScriptURL          string           `json:"script_url"`
+	Snippet            string           `json:"snippet"`
+	WebhookURL         string           `json:"webhook_url"`
+	CreatedAt          time.Time        `json:"created_at"`
+	UpdatedAt          time.Time        `json:"updated_at"`
+	APIKey             string           `json:"api_key,omitempty"`
+	SigningSecret      string           `json:"signing_secret,omitempty"`
+	WebhookSecret      string           `json:"webhook_secret,omitempty"`
+}
+
+// publicURL is where browsers and gateways reach this server.
+func (s *Server) publicURL(c *fiber.Ctx) string {
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL
+	}
+	return c.BaseURL()
+}
+
+func (s *Server) viewProgram(c *fiber.Ctx, p *store.Program) *programView {
+	base := s.publicURL(c)
+	return &programView{
+		ID: p.ID, Name: p.Name, Currency: p.Currency, JSTracking: p.JSTracking,
+		AllowedOrigins: p.AllowedOrigins, CookieDays: p.CookieDays, ReferralParams: p.ReferralParams,
+		Attribution: p.Attribution, JSRequireSignature: p.JSRequireSignature, Commission: p.Commission,
+		ScriptURL: base + "/js/universal.js", Snippet: snippet.Loader(base+"/js/universal.js", p.ID),
+		WebhookURL: base + "/webhooks/stripe/" + p.ID, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+	}
+}
+
+func (s *Server) adminListPrograms(c *fiber.Ctx) error {
+	list, err := s.store.Programs(c.UserContext())
+	if err != nil {
+		return err
+	}
+	out := make([]*programView, len(list))
+	for i, p := range list {
+		out[i] = s.viewProgram(c, p)
+	}
+	return c.JSON(fiber.Map{"data": out})
+}
+
+// CreateProgram stores a new program built from in, returning it with its
+// freshly made secrets (the only time the API key is known in clear).
+func (s *Server) createProgram(c *fiber.Ctx, in *programJSONIn) (*programView, error) {
+	if in.Name == nil {
+		return nil, invalid("name", "name is required.")
+	}
+	p := newProgram()
+	if err := in.apply(p); err != nil {
+		return nil, err
+	}
+	p.ID = newProgramID()
+	apiKey, signing := newAPIKey(), newSigningSecret()
+	p.SigningSecret = signing
+	if p.WebhookSecret == "" {
+		p.WebhookSecret = newWebhookSecret()
+	}
+	if err := s.store.Write(c.UserContext(), func(tx *store.Tx) error { return tx.InsertProgram(p, hashSecret(apiKey)) }); err != nil {
+		return nil, err
+	}
+	v := s.viewProgram(c, p)
+	v.APIKey, v.SigningSecret, v.WebhookSecret = apiKey, signing, p.WebhookSecret
+	return v, nil
+}
+
+func (s *Server) adminCreateProgram(c *fiber.Ctx) error {
+	var in programJSONIn
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	v, err := s.createProgram(c, &in)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"data": v})
+}
+
+func (s *Server) programParam(c *fiber.Ctx) (*store.Program, error) {
+	p, err := s.store.Program(c.UserContext(), c.Params("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errProgramNotFound
+	}
+	return p, err
+}
+
+func (s *Server) adminGetProgram(c *fiber.Ctx) error {
+	p, err := s.programParam(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"data": s.viewProgram(c, p)})
+}
+
+// updateProgram applies a change inside the write, so two concurrent
+// patches of different fields both survive.
+func (s *Server) updateProgram(c *fiber.Ctx, id string, in *programJSONIn) (*store.Program, error) {
+	var p *store.Program
+	err := s.store.Write(c.UserContext(), func(tx *store.Tx) (err error) {
+		if p, err = tx.Program(id); err != nil {
+			return err
+		}
+		if err := in.apply(p); err != nil {
+			return err
+		}
+		if in.WebhookSecret != nil {
+			if err := tx.SetSecret(p.ID, store.SecretWebhookSecret, p.WebhookSecret); err != nil {
+				return err
+			}
+		}
+		return tx.UpdateProgram(p)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errProgramNotFound
+	}
+	return p, err
+}
+
+func (s *Server) adminPatchProgram(c *fiber.Ctx) error {
+	var in programJSONIn
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	p, err := s.updateProgram(c, c.Params("id"), &in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"data": s.viewProgram(c, p)})
+}
+
+// rotateSecret replaces one secret and returns its new value, shown once.
+func (s *Server) rotateSecret(c *fiber.Ctx, id string, which store.Secret) (*store.Program, string, error) {
+	var value, stored string
+	switch which {
+	case store.SecretAPIKey:
+		value = newAPIKey()
+		stored = hashSecret(value)
+	case store.SecretSigningSecret:
+		value = newSigningSecret()
+		stored = value
+	case store.SecretWebhookSecret:
+		value = newWebhookSecret()
+		stored = value
+	default:
+		return nil, "", invalid("secret", "secret is one of api_key, signing_secret, webhook_secret.")
+	}
+	var p *store.Program
+	err := s.store.Write(c.UserContext(), func(tx *store.Tx) (err error) {
+		if err := tx.SetSecret(id, which, stored); err != nil {
+			return err
+		}
+		p, err = tx.Program(id)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", errProgramNotFound
+	}
+	return p, value, err
+}
+
+func (s *Server) adminRotateSecret(c *fiber.Ctx) error {
+	var in struct {
+		Secret string `json:"secret"`
+	}
+	if err := decodeJSON(c, &in); err != nil {
+		return err
+	}
+	p, value, err := s.rotateSecret(c, c.Params("id"), store.Secret(in.Secret))
+	if err != nil {
+		return err
+	}
+	v := s.viewProgram(c, p)
+	switch store.Secret(in.Secret) {
+	case store.SecretAPIKey:
+		v.APIKey = value
+	case store.SecretSigningSecret:
+		v.SigningSecret = value
+	case store.SecretWebhookSecret:
+		v.WebhookSecret = value
+	}
+	return c.JSON(fiber.Map{"data": v})
+}

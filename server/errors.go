@@ -1,0 +1,161 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/potrack/potrack/rules"
+	"github.com/potrack/potrack/store"
+	"github.com/potrack/potrack/tracking"
+)
+
+// Error is the one error type handlers return. errorHandler turns it (and
+// any other error, through asError) into the JSON body of the API that was
+// called.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Field   string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// WithField returns a copy of e that names the offending field.
+func (e *Error) WithField(field string) *Error {
+	c := *e
+	c.Field = field
+	return &c
+}
+
+// WithMessage returns a copy of e with a more specific message.
+func (e *Error) WithMessage(msg string) *Error {
+	c := *e
+	c.Message = msg
+	return &c
+}
+
+var (
+	errBadRequest         = &Error{http.StatusBadRequest, "bad_request", "The request body is not valid JSON of the expected shape.", ""}
+	errUnauthorized       = &Error{http.StatusUnauthorized, "unauthorized", "Send a valid key as 'Authorization: Bearer <key>'.", ""}
+	errNotFound           = &Error{http.StatusNotFound, "not_found", "There is nothing at this address.", ""}
+	errMethodNotAllowed   = &Error{http.StatusMethodNotAllowed, "method_not_allowed", "This address does not take that method.", ""}
+	errBodyTooLarge       = &Error{http.StatusRequestEntityTooLarge, "body_too_large", "The request body is too large.", ""}
+	errInvalidField       = &Error{http.StatusUnprocessableEntity, "invalid_field", "A field is invalid.", ""}
+	errKeyConflict        = &Error{http.StatusConflict, "key_conflict", "This key is already used with different content; send a new key for a new record.", "key"}
+	errCustomerNotFound   = &Error{http.StatusUnprocessableEntity, "customer_not_found", "The customer does not exist; create it first or pass options.create_customer.", "customer.key"}
+	errPartnerNotFound    = &Error{http.StatusUnprocessableEntity, "partner_not_found", "No partner of this program matches.", "partner"}
+	errProgramNotFound    = &Error{http.StatusNotFound, "program_not_found", "No program has this id.", ""}
+	errPartnerMissing     = &Error{http.StatusNotFound, "partner_not_found", "No partner of this program has this key.", ""}
+	errCustomerMissing    = &Error{http.StatusNotFound, "customer_not_found", "No customer of this program has this key.", ""}
+	errTransactionMissing = &Error{http.StatusNotFound, "transaction_not_found", "No transaction of this program has this key.", ""}
+	errUnavailable        = &Error{http.StatusServiceUnavailable, "unavailable", "The server is shutting down; try again shortly.", ""}
+	errInternal           = &Error{http.StatusInternalServerError, "internal", "Something went wrong on our side; the error was logged.", ""}
+)
+
+// invalid is a 422 for one field.
+func invalid(field, msg string) *Error {
+	return &Error{http.StatusUnprocessableEntity, "invalid_field", msg, field}
+}
+
+// asError maps any error a handler returns onto an *Error.
+func asError(err error) *Error {
+	var (
+		e  *Error
+		fe *fiber.Error
+		ve *rules.FieldError
+	)
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.As(err, &ve):
+		return invalid(ve.Field, ve.Message)
+	case errors.Is(err, tracking.ErrKeyConflict):
+		return errKeyConflict
+	case errors.Is(err, tracking.ErrCustomerNotFound):
+		return errCustomerNotFound
+	case errors.Is(err, tracking.ErrPartnerNotFound):
+		return errPartnerNotFound
+	case errors.Is(err, store.ErrNotFound):
+		return errNotFound
+	case errors.Is(err, store.ErrClosed):
+		return errUnavailable
+	case errors.As(err, &fe):
+		switch fe.Code {
+		case http.StatusNotFound:
+			return errNotFound
+		case http.StatusMethodNotAllowed:
+			return errMethodNotAllowed
+		case http.StatusRequestEntityTooLarge:
+			return errBodyTooLarge
+		case http.StatusInternalServerError:
+			return errInternal
+		}
+		return &Error{fe.Code, strings.ToLower(strings.ReplaceAll(http.StatusText(fe.Code), " ", "_")), fe.Message, ""}
+	}
+	return errInternal
+}
+
+// errorHandler is Fiber's ErrorHandler: the only place that writes error
+// bodies. /v1 answers in Partnero's shape, everything else in ours.
+func errorHandler(c *fiber.Ctx, err error) error {
+	e := asError(err)
+	if e.Status >= 500 {
+		slog.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+	}
+	c.Status(e.Status)
+	if strings.HasPrefix(c.Path(), "/v1/") || c.Path() == "/v1" {
+		body := restError{Status: 0, Message: e.Message, Errors: map[string][]string{}}
+		if e.Field != "" {
+			body.Errors[e.Field] = []string{e.Message}
+		}
+		return c.JSON(body)
+	}
+	return c.JSON(errorBody{Error: errorDetail{Code: e.Code, Message: e.Message, Field: e.Field}})
+}
+
+type restError struct {
+	Status  int                 `json:"status"`
+	Message string              `json:"message"`
+	Errors  map[string][]string `json:"errors"`
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// decodeJSON reads the request body into v. Shape errors name the field so
+// the caller can fix it.
+func decodeJSON(c *fiber.Ctx, v any) error {
+	body := c.Body()
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return errBadRequest.WithMessage("The request body is empty; send a JSON object.")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return errBadRequest.WithMessage("Field '" + te.Field + "' has the wrong type: expected " + te.Type.String() + ".").WithField(te.Field)
+		}
+		var ve *rules.FieldError
+		if errors.As(err, &ve) {
+			return invalid(ve.Field, ve.Message)
+		}
+		return errBadRequest.WithMessage("The request body is not valid JSON: " + err.Error() + ".")
+	}
+	if dec.More() {
+		return errBadRequest.WithMessage("The request body has data after the JSON object.")
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+package server
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are potrack's Prometheus series, on their own registry so tests
+// can build many servers in one process.
+type metrics struct {
+	registry  *prometheus.Registry
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	batches   prometheus.Histogram
+	collected *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "potrack_http_requests_total",
+			Help: "HTTP requests by route, method and status code.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "potrack_http_request_duration_seconds",
+			Help:    "HTTP request latency by route, method and status code.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "method", "status"}),
+		batches: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "potrack_store_write_batch_size",
+			Help:    "Writes committed together in one SQLite transaction (group commit).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
+		collected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "potrack_collect_total",
+			Help: "POST /collect calls by type and outcome (error code or status).",
+		}, []string{"type", "outcome"}),
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.batches, m.collected,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// middleware counts and times every request. Errors are rendered here (not
+// after) so the recorded status is the one the client gets.
+func (m *metrics) middleware(c *fiber.Ctx) error {
+	start := time.Now()
+	if err := c.Next(); err != nil {
+		if herr := c.App().ErrorHandler(c, err); herr != nil {
+			return herr
+		}
+	}
+	route := c.Route().Path
+	if c.Route().Method == "USE" {
+		// No route matched: keep unknown paths out of the label set.
+		route = "unmatched"
+	}
+	status := strconv.Itoa(c.Response().StatusCode())
+	m.requests.WithLabelValues(route, c.Method(), status).Inc()
+	m.latency.WithLabelValues(route, c.Method(), status).Observe(time.Since(start).Seconds())
+	return nil
+}
+
+func (m *metrics) handler() fiber.Handler {
+	return adaptor.HTTPHandler(promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+}

@@ -1,0 +1,141 @@
+// Package server is potrack's HTTP side: the REST API, the admin API and
+// page, the browser script and /collect, and payment gateway webhooks.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+
+	potrack "github.com/potrack/potrack"
+	"github.com/potrack/potrack/snippet"
+	"github.com/potrack/potrack/store"
+)
+
+// bodyLimit caps every request body; /collect takes far less.
+const bodyLimit = 1 << 20
+
+// Server holds everything a request may need.
+type Server struct {
+	cfg       Config
+	store     *store.Store
+	app       *fiber.App
+	metrics   *metrics
+	adminHash string
+	script    *snippet.Asset
+
+	// GeneratedAdminToken is set when this start created the admin token;
+	// it is shown once and never stored in clear.
+	GeneratedAdminToken string
+}
+
+// New builds the server on an open store.
+func New(cfg Config, st *store.Store) (*Server, error) {
+	if cfg.RateLimitIP == "" {
+		cfg.RateLimitIP = DefaultRateLimitIP
+	}
+	if cfg.RateLimitProgram == "" {
+		cfg.RateLimitProgram = DefaultRateLimitProgram
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	s := &Server{cfg: cfg, store: st, metrics: newMetrics()}
+	st.Batches = func(n int) { s.metrics.batches.Observe(float64(n)) }
+
+	var err error
+	if s.adminHash, s.GeneratedAdminToken, err = ensureAdminToken(context.Background(), st, cfg.AdminToken); err != nil {
+		return nil, err
+	}
+	if s.script, err = snippet.Build(potrack.SnippetFS); err != nil {
+		return nil, fmt.Errorf("bundle the browser script: %w", err)
+	}
+
+	s.app = fiber.New(fiber.Config{
+		// Values outlive handlers (the write queue, logs): never hand out
+		// views of fasthttp's reused buffers.
+		Immutable:               true,
+		BodyLimit:               bodyLimit,
+		ErrorHandler:            errorHandler,
+		DisableStartupMessage:   true,
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.TrustedProxies,
+		ReadTimeout:             30 * time.Second,
+		WriteTimeout:            30 * time.Second,
+		IdleTimeout:             120 * time.Second,
+	})
+	s.routes()
+	if cfg.Demo {
+		if err := s.seedDemo(context.Background()); err != nil {
+			return nil, fmt.Errorf("seed demo data: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// App is the Fiber application, for tests and for Listen.
+func (s *Server) App() *fiber.App { return s.app }
+
+func (s *Server) routes() {
+	app := s.app
+	app.Use(recover.New())
+	app.Use(s.metrics.middleware)
+
+	app.Get("/healthz", s.healthz)
+	app.Get("/metrics", s.metrics.handler())
+	app.Get("/js/universal.js", s.script.Handler())
+	app.Get("/po.js", s.script.Handler())
+
+	v1 := app.Group("/v1", s.requireAPIKey)
+	v1.Post("/partners", s.v1CreatePartner)
+	v1.Get("/partners/:key", s.v1GetPartner)
+	v1.Post("/customers", s.v1CreateCustomer)
+	v1.Get("/customers/:key", s.v1GetCustomer)
+	v1.Post("/transactions", s.v1CreateTransactions)
+	v1.Get("/transactions", s.v1ListTransactions)
+	v1.Get("/transactions/:key", s.v1GetTransaction)
+	v1.Delete("/transactions/:key", s.v1RefundTransaction)
+
+	adm := app.Group("/admin/api", s.requireAdminToken)
+	adm.Get("/programs", s.adminListPrograms)
+	adm.Post("/programs", s.adminCreateProgram)
+	adm.Get("/programs/:id", s.adminGetProgram)
+	adm.Patch("/programs/:id", s.adminPatchProgram)
+	adm.Post("/programs/:id/rotate", s.adminRotateSecret)
+
+	app.Post("/collect", s.collect)
+	app.Options("/collect", s.collectPreflight)
+	app.Post("/webhooks/stripe/:program", s.stripeWebhook)
+	s.adminWebRoutes(app)
+	s.demoRoutes(app)
+
+	app.Use(func(c *fiber.Ctx) error { return errNotFound })
+}
+
+func (s *Server) healthz(c *fiber.Ctx) error {
+	if _, err := s.store.Programs(c.UserContext()); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+// Serve listens on cfg.Addr until ctx ends, then stops taking requests,
+// lets the ones in flight finish (their writes commit) and returns.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listen(s.cfg.Addr) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	slog.Info("shutting down: finishing requests in flight")
+	if err := s.app.ShutdownWithTimeout(30 * time.Second); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return <-errc
+}

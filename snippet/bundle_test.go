@@ -1,0 +1,203 @@
+package snippet
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/andybalholm/brotli"
+	"github.com/gofiber/fiber/v2"
+)
+
+func TestBuildReadsOnlyTheFS(t *testing.T) {
+	src := fstest.MapFS{
+		"po.ts":  {Data: []byte(`import { two } from './lib'; (window as any).x = two() + 1`)},
+		"lib.ts": {Data: []byte(`export const two = (): number => 2`)},
+	}
+	a, err := Build(src)
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	if !bytes.Contains(a.Raw, []byte("2")) || bytes.Contains(a.Raw, []byte("number")) {
+		t.Errorf("unexpected bundle %q", a.Raw)
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	for name, src := range map[string]fstest.MapFS{
+		"syntax":         {"po.ts": {Data: []byte(`const = ;`)}},
+		"missing import": {"po.ts": {Data: []byte(`import { x } from './nope'; x()`)}},
+		"bare import":    {"po.ts": {Data: []byte(`import { x } from 'left-pad'; x()`)}},
+		"no entry":       {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Build(src)
+			if err == nil {
+				t.Fatal("Build succeeded, want an error")
+			}
+			if !strings.Contains(err.Error(), "po.ts") {
+				t.Errorf("error %q does not name the file", err)
+			}
+			t.Log(err)
+		})
+	}
+}
+
+func TestAssetForms(t *testing.T) {
+	a := buildForTest(t)
+	if got := gunzip(t, a.Gzip); !bytes.Equal(got, a.Raw) {
+		t.Error("gzip form does not decompress to Raw")
+	}
+	if got := unbrotli(t, a.Brotli); !bytes.Equal(got, a.Raw) {
+		t.Error("brotli form does not decompress to Raw")
+	}
+	if len(a.ETag) < 10 || a.ETag[0] != '"' || a.ETag[len(a.ETag)-1] != '"' {
+		t.Errorf("ETag %q is not a quoted tag", a.ETag)
+	}
+	b := buildForTest(t)
+	if a.ETag != b.ETag {
+		t.Errorf("two builds of the same sources have ETags %s and %s", a.ETag, b.ETag)
+	}
+}
+
+func gunzip(t *testing.T, b []byte) []byte {
+	t.Helper()
+	r, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func unbrotli(t *testing.T, b []byte) []byte {
+	t.Helper()
+	out, err := io.ReadAll(brotli.NewReader(bytes.NewReader(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestHandler(t *testing.T) {
+	a := buildForTest(t)
+	app := fiber.New()
+	app.Get("/js/universal.js", a.Handler())
+
+	tests := []struct {
+		name     string
+		method   string
+		headers  map[string]string
+		status   int
+		encoding string // Content-Encoding; "" is identity
+	}{
+		{name: "plain", status: 200},
+		{name: "gzip", headers: map[string]string{"Accept-Encoding": "gzip, deflate"}, status: 200, encoding: "gzip"},
+		{name: "br preferred", headers: map[string]string{"Accept-Encoding": "gzip, deflate, br, zstd"}, status: 200, encoding: "br"},
+		{name: "br refused", headers: map[string]string{"Accept-Encoding": "gzip, br;q=0"}, status: 200, encoding: "gzip"},
+		{name: "gzip refused", headers: map[string]string{"Accept-Encoding": "gzip;q=0, deflate"}, status: 200},
+		{name: "star", headers: map[string]string{"Accept-Encoding": "*"}, status: 200, encoding: "br"},
+		{name: "star but not br", headers: map[string]string{"Accept-Encoding": "br;q=0.0, *;q=0.5"}, status: 200, encoding: "gzip"},
+		{name: "q with spaces", headers: map[string]string{"Accept-Encoding": "GZIP ; q=0.8"}, status: 200, encoding: "gzip"},
+		{name: "identity only", headers: map[string]string{"Accept-Encoding": "identity"}, status: 200},
+		{name: "etag matches", headers: map[string]string{"If-None-Match": a.ETag}, status: 304},
+		{name: "weak etag in list", headers: map[string]string{"If-None-Match": `"nope", W/` + a.ETag, "Accept-Encoding": "br"}, status: 304},
+		{name: "etag star", headers: map[string]string{"If-None-Match": "*"}, status: 304},
+		{name: "etag differs", headers: map[string]string{"If-None-Match": `"0123456789abcdef"`}, status: 200},
+		{name: "head", method: "HEAD", headers: map[string]string{"Accept-Encoding": "gzip"}, status: 200, encoding: "gzip"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			method := tc.method
+			if method == "" {
+				method = "GET"
+			}
+			req := httptest.NewRequest(method, "/js/universal.js?v8k2j", nil)
+			for k, v := range tc.headers {
+				req.Header.Set(k, v)
+			}
+			resp, err := app.Test(req, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			for k, want := range map[string]string{
+				"ETag":                        a.ETag,
+				"Cache-Control":               "public, max-age=3600",
+				"Vary":                        "Accept-Encoding",
+				"Access-Control-Allow-Origin": "*",
+			} {
+				if got := resp.Header.Get(k); got != want {
+					t.Errorf("%s: %q, want %q", k, got, want)
+				}
+			}
+			if tc.status == 304 {
+				if len(body) != 0 {
+					t.Errorf("304 with a %d-byte body", len(body))
+				}
+				return
+			}
+			if got := resp.Header.Get("Content-Type"); got != "application/javascript; charset=utf-8" {
+				t.Errorf("Content-Type %q", got)
+			}
+			if got := resp.Header.Get("Content-Encoding"); got != tc.encoding {
+				t.Errorf("Content-Encoding %q, want %q", got, tc.encoding)
+			}
+			if method == "HEAD" {
+				if len(body) != 0 {
+					t.Errorf("HEAD with a %d-byte body", len(body))
+				}
+				return
+			}
+			switch tc.encoding {
+			case "gzip":
+				body = gunzip(t, body)
+			case "br":
+				body = unbrotli(t, body)
+			}
+			if !bytes.Equal(body, a.Raw) {
+				t.Errorf("body (%d bytes decoded) differs from Raw (%d bytes)", len(body), len(a.Raw))
+			}
+		})
+	}
+}
+
+func TestLoader(t *testing.T) {
+	hostile := `</script><script>alert(1)</script>`
+	got := Loader("https://track.example/js/universal.js?x=1&y=</script>", hostile)
+	if !strings.HasPrefix(got, "<script>") || !strings.HasSuffix(got, "</script>") {
+		t.Fatalf("not one script element: %s", got)
+	}
+	inner := strings.TrimSuffix(strings.TrimPrefix(got, "<script>"), "</script>")
+	for _, bad := range []string{"</script", "<script", "<!--", "alert(1)</"} {
+		if strings.Contains(strings.ToLower(inner), bad) {
+			t.Errorf("loader body contains %q: %s", bad, got)
+		}
+	}
+	for _, want := range []string{
+		`"\u003c/script\u003e\u003cscript\u003ealert(1)\u003c/script\u003e"`,
+		`"https://track.example/js/universal.js?x=1\u0026y=\u003c/script\u003e"`,
+		"__partnerObject",
+		"po('program',",
+		",'load')",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("loader lacks %s:\n%s", want, got)
+		}
+	}
+	t.Logf("loader (%d bytes): %s", len(got), got)
+}

@@ -1,0 +1,99 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// Customer is a buyer of a program, attributed to at most one partner,
+// fixed when the customer is created.
+type Customer struct {
+	ID        int64
+	ProgramID string
+	Key       string
+	Name      string
+	Email     string
+	Partner   *Partner // nil when not referred
+	CreatedAt time.Time
+}
+
+const customerSelect = `SELECT c.id, c.program_id, c.key, c.name, c.email, c.created_at,
+	p.id, p.program_id, p.key, p.email, p.name, p.created_at
+	FROM customers c LEFT JOIN partners p ON p.id = c.partner_id`
+
+// InsertCustomer stores a new customer; ErrExists when the key is taken.
+func (t *Tx) InsertCustomer(c *Customer) error {
+	c.CreatedAt = t.now
+	var partnerID sql.NullInt64
+	if c.Partner != nil {
+		partnerID = sql.NullInt64{Int64: c.Partner.ID, Valid: true}
+	}
+	res, err := t.exec(`INSERT INTO customers (program_id, key, name, email, partner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		c.ProgramID, c.Key, c.Name, c.Email, partnerID, unix(c.CreatedAt))
+	if isUnique(err) {
+		return ErrExists
+	}
+	if err != nil {
+		return err
+	}
+	c.ID, err = res.LastInsertId()
+	return err
+}
+
+// Customer finds a customer of a program by key.
+func (s *Store) Customer(ctx context.Context, programID, key string) (*Customer, error) {
+	return scanCustomer(s.read.QueryRowContext(ctx, customerSelect+` WHERE c.program_id = ? AND c.key = ?`, programID, key))
+}
+
+// Customer finds a customer of a program by key, inside the write.
+func (t *Tx) Customer(programID, key string) (*Customer, error) {
+	return scanCustomer(t.queryRow(customerSelect+` WHERE c.program_id = ? AND c.key = ?`, programID, key))
+}
+
+// Customers lists a program's customers, newest first, with the total count.
+func (s *Store) Customers(ctx context.Context, programID string, limit, offset int) ([]*Customer, int, error) {
+	var total int
+	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM customers WHERE program_id = ?`, programID).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	rows, err := s.read.QueryContext(ctx, customerSelect+` WHERE c.program_id = ? ORDER BY c.id DESC LIMIT ? OFFSET ?`, programID, limit, offset)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []*Customer
+	for rows.Next() {
+		c, err := scanCustomer(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, c)
+	}
+	return out, total, rows.Err()
+}
+
+func scanCustomer(row scanner) (*Customer, error) {
+	var (
+		c                  Customer
+		created            int64
+		pID, pCreated      sql.NullInt64
+		pProg, pKey, pMail sql.NullString
+		pName              sql.NullString
+	)
+	err := row.Scan(&c.ID, &c.ProgramID, &c.Key, &c.Name, &c.Email, &created,
+		&pID, &pProg, &pKey, &pMail, &pName, &pCreated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.CreatedAt = fromUnix(created)
+	if pID.Valid {
+		c.Partner = &Partner{ID: pID.Int64, ProgramID: pProg.String, Key: pKey.String,
+			Email: pMail.String, Name: pName.String, CreatedAt: fromUnix(pCreated.Int64)}
+	}
+	return &c, nil
+}

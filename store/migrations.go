@@ -1,0 +1,130 @@
+package store
+
+import (
+	"database/sql"
+	"fmt"
+)
+
+// migrations are applied in order, each in its own transaction; the schema
+// version is their count, kept in PRAGMA user_version. Never edit a
+// migration that has shipped: append a new one.
+var migrations = []string{
+	// 1: the tracking core.
+	`
+CREATE TABLE programs (
+	id                   TEXT PRIMARY KEY,
+	name                 TEXT NOT NULL,
+	currency             TEXT NOT NULL,
+	js_tracking          INTEGER NOT NULL DEFAULT 0,
+	allowed_origins      TEXT NOT NULL DEFAULT '[]',
+	cookie_days          INTEGER NOT NULL DEFAULT 30,
+	referral_params      TEXT NOT NULL DEFAULT '["aff"]',
+	attribution          TEXT NOT NULL DEFAULT 'last',
+	js_require_signature INTEGER NOT NULL DEFAULT 0,
+	commission           TEXT NOT NULL,
+	api_key_hash         TEXT NOT NULL UNIQUE,
+	signing_secret       TEXT NOT NULL,
+	webhook_secret       TEXT NOT NULL,
+	created_at           INTEGER NOT NULL,
+	updated_at           INTEGER NOT NULL
+);
+CREATE TABLE partners (
+	id         INTEGER PRIMARY KEY,
+	program_id TEXT NOT NULL REFERENCES programs(id),
+	key        TEXT NOT NULL,
+	email      TEXT NOT NULL DEFAULT '',
+	name       TEXT NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL,
+	UNIQUE (program_id, key)
+);
+CREATE INDEX partners_email ON partners (program_id, email);
+CREATE TABLE customers (
+	id         INTEGER PRIMARY KEY,
+	program_id TEXT NOT NULL REFERENCES programs(id),
+	key        TEXT NOT NULL,
+	name       TEXT NOT NULL DEFAULT '',
+	email      TEXT NOT NULL DEFAULT '',
+	partner_id INTEGER REFERENCES partners(id),
+	created_at INTEGER NOT NULL,
+	UNIQUE (program_id, key)
+);
+CREATE INDEX customers_partner ON customers (partner_id);
+CREATE TABLE transactions (
+	id             INTEGER PRIMARY KEY,
+	program_id     TEXT NOT NULL REFERENCES programs(id),
+	key            TEXT NOT NULL,
+	customer_id    INTEGER REFERENCES customers(id),
+	amount_minor   INTEGER NOT NULL,
+	currency       TEXT NOT NULL,
+	action         TEXT NOT NULL,
+	product_id     TEXT NOT NULL DEFAULT '',
+	product_type   TEXT NOT NULL DEFAULT '',
+	source         TEXT NOT NULL,
+	verified       INTEGER NOT NULL,
+	rewardable     INTEGER NOT NULL,
+	status         TEXT NOT NULL DEFAULT 'ok',
+	refunded_minor INTEGER NOT NULL DEFAULT 0,
+	created_at     INTEGER NOT NULL,
+	UNIQUE (program_id, key)
+);
+CREATE INDEX transactions_customer ON transactions (customer_id);
+CREATE INDEX transactions_program_created ON transactions (program_id, created_at);
+CREATE TABLE rewards (
+	id             INTEGER PRIMARY KEY,
+	transaction_id INTEGER NOT NULL REFERENCES transactions(id),
+	partner_id     INTEGER NOT NULL REFERENCES partners(id),
+	amount_minor   INTEGER NOT NULL,
+	reversed_minor INTEGER NOT NULL DEFAULT 0,
+	currency       TEXT NOT NULL,
+	status         TEXT NOT NULL,
+	created_at     INTEGER NOT NULL
+);
+CREATE INDEX rewards_transaction ON rewards (transaction_id);
+CREATE INDEX rewards_partner ON rewards (partner_id);
+CREATE TABLE clicks (
+	id         INTEGER PRIMARY KEY,
+	program_id TEXT NOT NULL REFERENCES programs(id),
+	partner_id INTEGER NOT NULL REFERENCES partners(id),
+	url        TEXT NOT NULL DEFAULT '',
+	referrer   TEXT NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL
+);
+CREATE INDEX clicks_partner ON clicks (partner_id);
+CREATE TABLE settings (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+`,
+}
+
+// SchemaVersion is the schema this binary writes.
+var SchemaVersion = len(migrations)
+
+func migrate(db *sql.DB) error {
+	var version int
+	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("the database has schema version %d but this potrack knows only %d: upgrade potrack", version, len(migrations))
+	}
+	for v := version; v < len(migrations); v++ {
+		tx, err := db.Begin()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+		// PRAGMA takes no parameters; v+1 is our own integer.
+		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/potrack/potrack/rules"
+)
+
+// ErrExists is returned when inserting a row whose key is already taken.
+var ErrExists = errors.New("already exists")
+
+// Partner is an affiliate of one program.
+type Partner struct {
+	ID        int64
+	ProgramID string
+	Key       string
+	Email     string
+	Name      string
+	CreatedAt time.Time
+}
+
+// PartnerTotals sums up a partner's results.
+type PartnerTotals struct {
+	Clicks       int
+	Customers    int
+	Transactions int
+	// Rewards holds the net (not reversed) reward per currency.
+	Rewards []rules.Money
+}
+
+const partnerColumns = `id, program_id, key, email, name, created_at`
+
+// InsertPartner stores a new partner; ErrExists when the key is taken.
+func (t *Tx) InsertPartner(p *Partner) error {
+	p.CreatedAt = t.now
+	res, err := t.exec(`INSERT INTO partners (program_id, key, email, name, created_at) VALUES (?, ?, ?, ?, ?)`,
+		p.ProgramID, p.Key, p.Email, p.Name, unix(p.CreatedAt))
+	if isUnique(err) {
+		return ErrExists
+	}
+	if err != nil {
+		return err
+	}
+	p.ID, err = res.LastInsertId()
+	return err
+}
+
+// PartnerRef names a partner by key, id or email; the first one set wins.
+type PartnerRef struct {
+	Key   string
+	ID    int64
+	Email string
+}
+
+// IsZero reports whether the reference names nobody.
+func (r PartnerRef) IsZero() bool { return r.Key == "" && r.ID == 0 && r.Email == "" }
+
+// Partner finds a partner of a program by reference.
+func (s *Store) Partner(ctx context.Context, programID string, ref PartnerRef) (*Partner, error) {
+	return partnerByRef(ctx, s.read, programID, ref)
+}
+
+// Partner finds a partner of a program by reference, inside the write.
+func (t *Tx) Partner(programID string, ref PartnerRef) (*Partner, error) {
+	ctx, q := t.q()
+	return partnerByRef(ctx, q, programID, ref)
+}
+
+func partnerByRef(ctx context.Context, q querier, programID string, ref PartnerRef) (*Partner, error) {
+	var row *sql.Row
+	switch {
+	case ref.Key != "":
+		row = q.QueryRowContext(ctx, `SELECT `+partnerColumns+` FROM partners WHERE program_id = ? AND key = ?`, programID, ref.Key)
+	case ref.ID != 0:
+		row = q.QueryRowContext(ctx, `SELECT `+partnerColumns+` FROM partners WHERE program_id = ? AND id = ?`, programID, ref.ID)
+	case ref.Email != "":
+		row = q.QueryRowContext(ctx, `SELECT `+partnerColumns+` FROM partners WHERE program_id = ? AND email = ? ORDER BY id LIMIT 1`, programID, ref.Email)
+	default:
+		return nil, ErrNotFound
+	}
+	return scanPartner(row)
+}
+
+func scanPartner(row scanner) (*Partner, error) {
+	var p Partner
+	var created int64
+	err := row.Scan(&p.ID, &p.ProgramID, &p.Key, &p.Email, &p.Name, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.CreatedAt = fromUnix(created)
+	return &p, nil
+}
+
+// Partners lists a program's partners, newest first, with the total count.
+func (s *Store) Partners(ctx context.Context, programID string, limit, offset int) ([]*Partner, int, error) {
+	var total int
+	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM partners WHERE program_id = ?`, programID).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+partnerColumns+` FROM partners WHERE program_id = ?
+		ORDER BY id DESC LIMIT ? OFFSET ?`, programID, limit, offset)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []*Partner
+	for rows.Next() {
+		p, err := scanPartner(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, p)
+	}
+	return out, total, rows.Err()
+}
+
+const partnerTotalsSQL = `SELECT
+	(SELECT count(*) FROM clicks WHERE partner_id = ?1),
+	(SELECT count(*) FROM customers WHERE partner_id = ?1),
+	(SELECT count(*) FROM rewards WHERE partner_id = ?1)`
+
+// PartnerTotals counts a partner's clicks, customers and rewarded
+// transactions, and sums its net rewards per currency.
+func (s *Store) PartnerTotals(ctx context.Context, partnerID int64) (*PartnerTotals, error) {
+	var t PartnerTotals
+	if err := s.read.QueryRowContext(ctx, partnerTotalsSQL, partnerID).Scan(&t.Clicks, &t.Customers, &t.Transactions); err != nil {
+		return nil, err
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT currency, sum(amount_minor - reversed_minor) FROM rewards
+		WHERE partner_id = ? GROUP BY currency ORDER BY currency`, partnerID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	t.Rewards = []rules.Money{}
+	for rows.Next() {
+		var m rules.Money
+		if err := rows.Scan(&m.Currency, &m.Minor); err != nil {
+			return nil, err
+		}
+		t.Rewards = append(t.Rewards, m)
+	}
+	return &t, rows.Err()
+}
+
+// InsertClick records a referral landing. No client IP is stored.
+func (t *Tx) InsertClick(programID string, partnerID int64, url, referrer string) error {
+	_, err := t.exec(`INSERT INTO clicks (program_id, partner_id, url, referrer, created_at) VALUES (?, ?, ?, ?, ?)`,
+		programID, partnerID, url, referrer, unix(t.now))
+	return err
+}

@@ -1,0 +1,244 @@
+// Package store keeps potrack's data in SQLite. It is the only package that
+// speaks SQL. Reads use a pool of connections; every write goes through one
+// writer goroutine that groups concurrent writes into a single transaction
+// (group commit), so SQLite never sees two writers and one fsync serves many
+// callers.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+)
+
+var (
+	// ErrNotFound is returned when a looked-up row does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrClosed is returned for writes submitted after Close began.
+	ErrClosed = errors.New("store is closed")
+)
+
+// maxBatch bounds how many queued writes share one transaction, so one
+// commit never holds many callers for long.
+const maxBatch = 256
+
+// Store is the database handle. It is safe for concurrent use.
+type Store struct {
+	read  *sql.DB
+	write *sql.DB
+
+	queue   chan *writeReq
+	mu      sync.RWMutex // guards closed against concurrent Write/Close
+	closed  bool
+	stopped chan struct{}
+
+	// Batches reports the size of every committed group, for metrics.
+	Batches func(size int)
+}
+
+type writeReq struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	done chan error
+}
+
+// Open opens (creating when needed) the database at path and brings its
+// schema up to date. A database written by a newer potrack is refused.
+func Open(path string) (*Store, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data folder: %w", err)
+		}
+	}
+	// synchronous=FULL: a 2xx answer promises the row survives a crash, and
+	// group commit keeps the extra fsync cheap.
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_foreign_keys", "on")
+	q.Set("_busy_timeout", "10000")
+	dsn := "file:" + path + "?" + q.Encode()
+
+	write, err := sql.Open("sqlite3", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	write.SetMaxOpenConns(1)
+	write.SetConnMaxLifetime(0)
+	if err := write.Ping(); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := migrate(write); err != nil {
+		write.Close()
+		return nil, err
+	}
+	read, err := sql.Open("sqlite3", dsn+"&mode=ro")
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
+	read.SetMaxOpenConns(8)
+
+	s := &Store{
+		read:    read,
+		write:   write,
+		queue:   make(chan *writeReq, 1024),
+		stopped: make(chan struct{}),
+	}
+	go s.writer()
+	return s, nil
+}
+
+// Close stops accepting writes, finishes the queued ones and closes the
+// database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.queue)
+	s.mu.Unlock()
+	<-s.stopped
+	return errors.Join(s.read.Close(), s.write.Close())
+}
+
+// Write runs fn inside the shared write transaction and returns once that
+// transaction has committed (or fn's error). fn runs under its own savepoint:
+// when it returns an error, its changes are undone and the other writes of
+// the group are not affected. fn must not keep tx after returning.
+func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	s.queue <- req
+	s.mu.RUnlock()
+	// Wait for the commit even when ctx ends: the write may already be in
+	// the transaction, and the caller must not report failure for a row
+	// that is stored.
+	return <-req.done
+}
+
+func (s *Store) writer() {
+	defer close(s.stopped)
+	for first := range s.queue {
+		batch := []*writeReq{first}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-s.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) commit(batch []*writeReq) {
+	results := make([]error, len(batch))
+	err := func() error {
+		sqlTx, err := s.write.Begin()
+		if err != nil {
+			return err
+		}
+		tx := &Tx{tx: sqlTx}
+		for i, r := range batch {
+			if r.ctx.Err() != nil {
+				results[i] = r.ctx.Err()
+				continue
+			}
+			results[i] = tx.run(r.ctx, r.fn)
+		}
+		return sqlTx.Commit()
+	}()
+	if err != nil {
+		for i := range results {
+			if results[i] == nil {
+				results[i] = fmt.Errorf("commit: %w", err)
+			}
+		}
+	}
+	if s.Batches != nil {
+		s.Batches(len(batch))
+	}
+	for i, r := range batch {
+		r.done <- results[i]
+	}
+}
+
+// Tx is the write transaction handed to Write's function.
+type Tx struct {
+	tx  *sql.Tx
+	ctx context.Context
+	now time.Time
+}
+
+func (t *Tx) run(ctx context.Context, fn func(*Tx) error) (err error) {
+	t.ctx = ctx
+	t.now = time.Now().UTC().Truncate(time.Second) // rows store whole seconds
+	if _, err := t.tx.Exec("SAVEPOINT w"); err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("write panicked: %v", p)
+		}
+		if err != nil {
+			_, _ = t.tx.Exec("ROLLBACK TO w")
+		}
+		_, _ = t.tx.Exec("RELEASE w")
+	}()
+	return fn(t)
+}
+
+// Now is the time of the current write; every row a write creates shares it.
+func (t *Tx) Now() time.Time { return t.now }
+
+func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(context.WithoutCancel(t.ctx), query, args...)
+}
+
+func (t *Tx) queryRow(query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(context.WithoutCancel(t.ctx), query, args...)
+}
+
+func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(context.WithoutCancel(t.ctx), query, args...)
+}
+
+// querier is what read helpers need, so the same code serves the read pool
+// and reads inside a write transaction.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func (t *Tx) q() (context.Context, querier) { return context.WithoutCancel(t.ctx), t.tx }
+
+// isUnique reports a UNIQUE constraint violation.
+func isUnique(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique
+}
+
+func unix(t time.Time) int64 { return t.Unix() }
+
+func fromUnix(s int64) time.Time { return time.Unix(s, 0).UTC() }

@@ -1,0 +1,287 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/potrack/potrack/rules"
+)
+
+// Transaction sources and statuses.
+const (
+	SourceAPI     = "api"
+	SourceJS      = "js"
+	SourceGateway = "gateway"
+
+	StatusOK       = "ok"
+	StatusRefunded = "refunded"
+
+	RewardOK       = "ok"
+	RewardReversed = "reversed"
+)
+
+// Transaction is one sale (or other action) of a program.
+type Transaction struct {
+	ID            int64
+	ProgramID     string
+	Key           string
+	Customer      *Customer // nil when stored without customer
+	Amount        rules.Money
+	Action        string
+	ProductID     string
+	ProductType   string
+	Source        string
+	Verified      bool
+	Rewardable    bool
+	Status        string
+	RefundedMinor int64
+	CreatedAt     time.Time
+	Rewards       []*Reward
+}
+
+// Reward is what a partner earns for a transaction.
+type Reward struct {
+	ID            int64
+	Partner       *Partner
+	Amount        rules.Money
+	ReversedMinor int64
+	Status        string
+	CreatedAt     time.Time
+}
+
+// Net is the reward left after reversals.
+func (r *Reward) Net() rules.Money {
+	return rules.Money{Minor: r.Amount.Minor - r.ReversedMinor, Currency: r.Amount.Currency}
+}
+
+const transactionSelect = `SELECT t.id, t.program_id, t.key, t.amount_minor, t.currency, t.action,
+	t.product_id, t.product_type, t.source, t.verified, t.rewardable, t.status, t.refunded_minor,
+	t.created_at, c.id, c.key, c.name, c.email, c.created_at
+	FROM transactions t LEFT JOIN customers c ON c.id = t.customer_id`
+
+const rewardSelect = `SELECT r.id, r.transaction_id, r.amount_minor, r.reversed_minor, r.currency, r.status,
+	r.created_at, p.id, p.program_id, p.key, p.email, p.name, p.created_at
+	FROM rewards r JOIN partners p ON p.id = r.partner_id`
+
+// InsertTransaction stores a transaction and its rewards. CreatedAt, when
+// zero, is the write's time. ErrExists when the key is taken.
+func (t *Tx) InsertTransaction(tr *Transaction) error {
+	if tr.CreatedAt.IsZero() {
+		tr.CreatedAt = t.now
+	}
+	if tr.Status == "" {
+		tr.Status = StatusOK
+	}
+	var customerID sql.NullInt64
+	if tr.Customer != nil {
+		customerID = sql.NullInt64{Int64: tr.Customer.ID, Valid: true}
+	}
+	res, err := t.exec(`INSERT INTO transactions (program_id, key, customer_id, amount_minor, currency,
+		action, product_id, product_type, source, verified, rewardable, status, refunded_minor, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		tr.ProgramID, tr.Key, customerID, tr.Amount.Minor, tr.Amount.Currency, tr.Action,
+		tr.ProductID, tr.ProductType, tr.Source, tr.Verified, tr.Rewardable, tr.Status,
+		tr.RefundedMinor, unix(tr.CreatedAt))
+	if isUnique(err) {
+		return ErrExists
+	}
+	if err != nil {
+		return err
+	}
+	if tr.ID, err = res.LastInsertId(); err != nil {
+		return err
+	}
+	for _, r := range tr.Rewards {
+		r.CreatedAt = t.now
+		if r.Status == "" {
+			r.Status = RewardOK
+		}
+		res, err := t.exec(`INSERT INTO rewards (transaction_id, partner_id, amount_minor, reversed_minor,
+			currency, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			tr.ID, r.Partner.ID, r.Amount.Minor, r.ReversedMinor, r.Amount.Currency, r.Status, unix(r.CreatedAt))
+		if err != nil {
+			return err
+		}
+		if r.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SaveRefund writes a transaction's refund state and its rewards' reversals.
+func (t *Tx) SaveRefund(tr *Transaction) error {
+	res, err := t.exec(`UPDATE transactions SET status = ?, refunded_minor = ? WHERE id = ?`,
+		tr.Status, tr.RefundedMinor, tr.ID)
+	if err != nil {
+		return err
+	}
+	if err := mustAffect(res); err != nil {
+		return err
+	}
+	for _, r := range tr.Rewards {
+		if _, err := t.exec(`UPDATE rewards SET reversed_minor = ?, status = ? WHERE id = ?`,
+			r.ReversedMinor, r.Status, r.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CountCustomerTransactions counts a customer's stored transactions.
+func (t *Tx) CountCustomerTransactions(customerID int64) (int, error) {
+	var n int
+	err := t.queryRow(`SELECT count(*) FROM transactions WHERE customer_id = ?`, customerID).Scan(&n)
+	return n, err
+}
+
+// Transaction finds a transaction of a program by key, with its rewards.
+func (s *Store) Transaction(ctx context.Context, programID, key string) (*Transaction, error) {
+	return transactionByKey(ctx, s.read, programID, key)
+}
+
+// Transaction finds a transaction by key inside the write.
+func (t *Tx) Transaction(programID, key string) (*Transaction, error) {
+	ctx, q := t.q()
+	return transactionByKey(ctx, q, programID, key)
+}
+
+func transactionByKey(ctx context.Context, q querier, programID, key string) (*Transaction, error) {
+	tr, err := scanTransaction(q.QueryRowContext(ctx, transactionSelect+` WHERE t.program_id = ? AND t.key = ?`, programID, key))
+	if err != nil {
+		return nil, err
+	}
+	if err := loadRewards(ctx, q, []*Transaction{tr}); err != nil {
+		return nil, err
+	}
+	return tr, nil
+}
+
+// TransactionFilter narrows a transaction list. Empty fields match all.
+type TransactionFilter struct {
+	ProgramID   string
+	Key         string
+	CustomerKey string
+	PartnerKey  string
+	Source      string
+	Status      string
+	Limit       int
+	Offset      int
+}
+
+// Transactions lists a program's transactions, newest first, with the
+// number of all that match.
+func (s *Store) Transactions(ctx context.Context, f TransactionFilter) ([]*Transaction, int, error) {
+	where := []string{"t.program_id = ?"}
+	args := []any{f.ProgramID}
+	if f.Key != "" {
+		where = append(where, "t.key = ?")
+		args = append(args, f.Key)
+	}
+	if f.CustomerKey != "" {
+		where = append(where, "c.key = ?")
+		args = append(args, f.CustomerKey)
+	}
+	if f.PartnerKey != "" {
+		where = append(where, `t.id IN (SELECT r.transaction_id FROM rewards r JOIN partners p ON p.id = r.partner_id
+			WHERE p.program_id = ? AND p.key = ?)`)
+		args = append(args, f.ProgramID, f.PartnerKey)
+	}
+	if f.Source != "" {
+		where = append(where, "t.source = ?")
+		args = append(args, f.Source)
+	}
+	if f.Status != "" {
+		where = append(where, "t.status = ?")
+		args = append(args, f.Status)
+	}
+	cond := " WHERE " + strings.Join(where, " AND ")
+	var total int
+	err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM transactions t LEFT JOIN customers c ON c.id = t.customer_id`+cond, args...).Scan(&total)
+	if err != nil {
+		return nil, 0, err
+	}
+	rows, err := s.read.QueryContext(ctx, transactionSelect+cond+` ORDER BY t.created_at DESC, t.id DESC LIMIT ? OFFSET ?`,
+		append(args, f.Limit, f.Offset)...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	out := []*Transaction{}
+	for rows.Next() {
+		tr, err := scanTransaction(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, tr)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	if err := loadRewards(ctx, s.read, out); err != nil {
+		return nil, 0, err
+	}
+	return out, total, nil
+}
+
+func scanTransaction(row scanner) (*Transaction, error) {
+	var (
+		tr                 Transaction
+		created            int64
+		cID, cCreated      sql.NullInt64
+		cKey, cName, cMail sql.NullString
+	)
+	err := row.Scan(&tr.ID, &tr.ProgramID, &tr.Key, &tr.Amount.Minor, &tr.Amount.Currency, &tr.Action,
+		&tr.ProductID, &tr.ProductType, &tr.Source, &tr.Verified, &tr.Rewardable, &tr.Status,
+		&tr.RefundedMinor, &created, &cID, &cKey, &cName, &cMail, &cCreated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	tr.CreatedAt = fromUnix(created)
+	if cID.Valid {
+		tr.Customer = &Customer{ID: cID.Int64, ProgramID: tr.ProgramID, Key: cKey.String,
+			Name: cName.String, Email: cMail.String, CreatedAt: fromUnix(cCreated.Int64)}
+	}
+	tr.Rewards = []*Reward{}
+	return &tr, nil
+}
+
+func loadRewards(ctx context.Context, q querier, trs []*Transaction) error {
+	if len(trs) == 0 {
+		return nil
+	}
+	byID := make(map[int64]*Transaction, len(trs))
+	args := make([]any, 0, len(trs))
+	for _, tr := range trs {
+		byID[tr.ID] = tr
+		args = append(args, tr.ID)
+	}
+	marks := strings.TrimSuffix(strings.Repeat("?,", len(args)), ",")
+	rows, err := q.QueryContext(ctx, rewardSelect+` WHERE r.transaction_id IN (`+marks+`) ORDER BY r.id`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			r              Reward
+			p              Partner
+			txID           int64
+			created, pCrea int64
+		)
+		if err := rows.Scan(&r.ID, &txID, &r.Amount.Minor, &r.ReversedMinor, &r.Amount.Currency, &r.Status,
+			&created, &p.ID, &p.ProgramID, &p.Key, &p.Email, &p.Name, &pCrea); err != nil {
+			return err
+		}
+		r.CreatedAt, p.CreatedAt = fromUnix(created), fromUnix(pCrea)
+		r.Partner = &p
+		byID[txID].Rewards = append(byID[txID].Rewards, &r)
+	}
+	return rows.Err()
+}

@@ -1,0 +1,274 @@
+// Package tracking records partners, customers, transactions and refunds.
+// It holds the decisions every entry point shares (REST API, browser
+// /collect, payment gateway): idempotent keys, attribution and rewards. Its
+// functions run inside a store write, so each decision and the rows it
+// produces commit together.
+package tracking
+
+import (
+	"errors"
+	"time"
+
+	"github.com/potrack/potrack/rules"
+	"github.com/potrack/potrack/store"
+)
+
+var (
+	// ErrKeyConflict: the key is taken by a row with other content.
+	ErrKeyConflict = errors.New("key already used with different content")
+	// ErrCustomerNotFound: the transaction names an unknown customer and
+	// asked not to create it.
+	ErrCustomerNotFound = errors.New("customer not found")
+	// ErrPartnerNotFound: an explicitly named partner does not exist.
+	ErrPartnerNotFound = errors.New("partner not found")
+)
+
+// Result says what a recording call did.
+type Result int
+
+const (
+	Created  Result = iota // new rows were stored
+	Replayed               // the same content was already stored; nothing changed
+	Ignored                // nothing to attribute; nothing stored
+)
+
+// Strictness of an entry point.
+type Mode struct {
+	// RequirePartner stores nothing unless the sale or customer is
+	// attributed to a partner: browsers and gateways report every visitor,
+	// while only referred ones matter.
+	RequirePartner bool
+}
+
+// REST is the server-to-server API: unattributed customers and sales are
+// stored, unknown partners are errors.
+var REST = Mode{}
+
+// Tracked is the browser and gateway mode: nothing is stored without a
+// partner.
+var Tracked = Mode{RequirePartner: true}
+
+// PartnerInput is a new partner.
+type PartnerInput struct{ Key, Email, Name string }
+
+// CreatePartner stores a partner. The same key with the same content is a
+// replay; with other content, ErrKeyConflict.
+func CreatePartner(tx *store.Tx, p *store.Program, in PartnerInput) (*store.Partner, Result, error) {
+	existing, err := tx.Partner(p.ID, store.PartnerRef{Key: in.Key})
+	switch {
+	case err == nil:
+		if existing.Email == in.Email && existing.Name == in.Name {
+			return existing, Replayed, nil
+		}
+		return nil, 0, ErrKeyConflict
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, 0, err
+	}
+	partner := &store.Partner{ProgramID: p.ID, Key: in.Key, Email: in.Email, Name: in.Name}
+	if err := tx.InsertPartner(partner); err != nil {
+		return nil, 0, err
+	}
+	return partner, Created, nil
+}
+
+// CustomerInput is a customer as a caller names it.
+type CustomerInput struct{ Key, Name, Email string }
+
+// CreateCustomer stores a customer attributed to the referenced partner. An
+// existing customer is never changed: in REST mode the same content is a
+// replay and other content a conflict; in tracked mode (browser signups)
+// any existing customer is a replay.
+func CreateCustomer(tx *store.Tx, p *store.Program, in CustomerInput, ref store.PartnerRef, mode Mode) (*store.Customer, Result, error) {
+	existing, err := tx.Customer(p.ID, in.Key)
+	switch {
+	case err == nil:
+		if mode.RequirePartner || sameCustomer(existing, in, ref) {
+			return existing, Replayed, nil
+		}
+		return nil, 0, ErrKeyConflict
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, 0, err
+	}
+	partner, err := findPartner(tx, p, ref)
+	if err != nil {
+		return nil, 0, err
+	}
+	if partner == nil {
+		if mode.RequirePartner {
+			return nil, Ignored, nil
+		}
+		if !ref.IsZero() {
+			return nil, 0, ErrPartnerNotFound
+		}
+	}
+	c := &store.Customer{ProgramID: p.ID, Key: in.Key, Name: in.Name, Email: in.Email, Partner: partner}
+	if err := tx.InsertCustomer(c); err != nil {
+		return nil, 0, err
+	}
+	return c, Created, nil
+}
+
+func sameCustomer(c *store.Customer, in CustomerInput, ref store.PartnerRef) bool {
+	if c.Name != in.Name || c.Email != in.Email {
+		return false
+	}
+	if c.Partner == nil {
+		return ref.IsZero()
+	}
+	switch {
+	case ref.Key != "":
+		return ref.Key == c.Partner.Key
+	case ref.ID != 0:
+		return ref.ID == c.Partner.ID
+	case ref.Email != "":
+		return ref.Email == c.Partner.Email
+	}
+	return false
+}
+
+// findPartner resolves a reference; nil (and no error) when it names
+// nobody or somebody unknown.
+func findPartner(tx *store.Tx, p *store.Program, ref store.PartnerRef) (*store.Partner, error) {
+	if ref.IsZero() {
+		return nil, nil
+	}
+	partner, err := tx.Partner(p.ID, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return partner, err
+}
+
+// TransactionInput is a sale as an entry point received it, already
+// validated.
+type TransactionInput struct {
+	Key            string
+	Amount         rules.Money
+	Action         string
+	ProductID      string
+	ProductType    string
+	Rewardable     bool
+	CreatedAt      time.Time // zero: now
+	Customer       CustomerInput
+	Partner        store.PartnerRef // attribution for a customer created here
+	CreateCustomer bool
+	Source         string
+	Verified       bool
+}
+
+// RecordTransaction stores a sale with its reward. A stored key with the
+// same amount, currency and customer is a replay; with other content,
+// ErrKeyConflict.
+func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode Mode) (*store.Transaction, Result, error) {
+	existing, err := tx.Transaction(p.ID, in.Key)
+	switch {
+	case err == nil:
+		if existing.Amount == in.Amount && existing.Customer != nil && existing.Customer.Key == in.Customer.Key {
+			return existing, Replayed, nil
+		}
+		return nil, 0, ErrKeyConflict
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, 0, err
+	}
+
+	customer, err := tx.Customer(p.ID, in.Customer.Key)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, 0, err
+	}
+	if customer == nil {
+		partner, err := findPartner(tx, p, in.Partner)
+		if err != nil {
+			return nil, 0, err
+		}
+		switch rules.AttributeTransaction(false, in.CreateCustomer, partner != nil) {
+		case rules.CustomerNotFound:
+			return nil, 0, ErrCustomerNotFound
+		case rules.Ignore:
+			if mode.RequirePartner {
+				return nil, Ignored, nil
+			}
+			return nil, 0, ErrCustomerNotFound
+		case rules.CreateUnattributed:
+			if mode.RequirePartner {
+				return nil, Ignored, nil
+			}
+			if !in.Partner.IsZero() {
+				return nil, 0, ErrPartnerNotFound
+			}
+		}
+		customer = &store.Customer{ProgramID: p.ID, Key: in.Customer.Key, Name: in.Customer.Name,
+			Email: in.Customer.Email, Partner: partner}
+		if err := tx.InsertCustomer(customer); err != nil {
+			return nil, 0, err
+		}
+	}
+	if customer.Partner == nil && mode.RequirePartner {
+		return nil, Ignored, nil
+	}
+
+	tr := &store.Transaction{
+		ProgramID: p.ID, Key: in.Key, Customer: customer, Amount: in.Amount, Action: in.Action,
+		ProductID: in.ProductID, ProductType: in.ProductType, Source: in.Source, Verified: in.Verified,
+		Rewardable: in.Rewardable, CreatedAt: in.CreatedAt, Rewards: []*store.Reward{},
+	}
+	if in.Rewardable && customer.Partner != nil {
+		prior, err := tx.CountCustomerTransactions(customer.ID)
+		if err != nil {
+			return nil, 0, err
+		}
+		at := in.CreatedAt
+		if at.IsZero() {
+			at = tx.Now()
+		}
+		reward, ok, err := p.Commission.Reward(rules.Sale{
+			Amount: in.Amount, ProductID: in.ProductID, ProductType: in.ProductType,
+			At: at, CustomerCreatedAt: customer.CreatedAt, PriorTransactions: prior,
+		}, p.Currency)
+		if err != nil {
+			return nil, 0, err
+		}
+		if ok {
+			tr.Rewards = append(tr.Rewards, &store.Reward{Partner: customer.Partner, Amount: reward})
+		}
+	}
+	if err := tx.InsertTransaction(tr); err != nil {
+		return nil, 0, err
+	}
+	return tr, Created, nil
+}
+
+// Refund marks refundedTotal minor units of a transaction as refunded in
+// all (a negative refundedTotal means the whole amount) and reverses the
+// same share of its rewards. Refund totals only grow, so a repeated or
+// late, smaller refund changes nothing.
+func Refund(tx *store.Tx, p *store.Program, key string, refundedTotal int64) (*store.Transaction, error) {
+	tr, err := tx.Transaction(p.ID, key)
+	if err != nil {
+		return nil, err
+	}
+	if refundedTotal < 0 || refundedTotal > tr.Amount.Minor {
+		refundedTotal = tr.Amount.Minor
+	}
+	full := refundedTotal == tr.Amount.Minor
+	if tr.Status == store.StatusRefunded || (refundedTotal <= tr.RefundedMinor && !full) {
+		return tr, nil
+	}
+	tr.RefundedMinor = refundedTotal
+	if full {
+		tr.Status = store.StatusRefunded
+	}
+	for _, r := range tr.Rewards {
+		if full {
+			r.ReversedMinor = r.Amount.Minor
+		} else {
+			r.ReversedMinor = rules.Proportion(r.Amount, refundedTotal, tr.Amount.Minor).Minor
+		}
+		if r.ReversedMinor == r.Amount.Minor {
+			r.Status = store.RewardReversed
+		}
+	}
+	if err := tx.SaveRefund(tr); err != nil {
+		return nil, err
+	}
+	return tr, nil
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -84,7 +85,7 @@ func (s *Server) v1GetPartner(c *fiber.Ctx) error {
 		return err
 	}
 	partner, err := s.store.Partner(c.UserContext(), programOf(c).ID, store.PartnerRef{Key: key})
-	if err == store.ErrNotFound {
+	if errors.Is(err, store.ErrNotFound) {
 		return errPartnerMissing
 	}
 	if err != nil {
@@ -133,7 +134,7 @@ func (s *Server) v1GetCustomer(c *fiber.Ctx) error {
 		return err
 	}
 	customer, err := s.store.Customer(c.UserContext(), programOf(c).ID, key)
-	if err == store.ErrNotFound {
+	if errors.Is(err, store.ErrNotFound) {
 		return errCustomerMissing
 	}
 	if err != nil {
@@ -188,8 +189,7 @@ func (s *Server) v1CreateTransactions(c *fiber.Ctx) error {
 	for i := range reqs {
 		in, err := reqs[i].input(p)
 		if err != nil {
-			e := asError(err)
-			return e.WithField(fmt.Sprintf("transactions[%d].%s", i, e.Field))
+			return inBatch(i, err)
 		}
 		in.Source, in.Verified = store.SourceAPI, true
 		ins[i] = in
@@ -200,8 +200,7 @@ func (s *Server) v1CreateTransactions(c *fiber.Ctx) error {
 		for i, in := range ins {
 			tr, res, err := tracking.RecordTransaction(tx, p, in, tracking.REST)
 			if err != nil {
-				e := asError(err)
-				return e.WithField(fmt.Sprintf("transactions[%d].%s", i, e.Field))
+				return inBatch(i, err)
 			}
 			allReplayed = allReplayed && res == tracking.Replayed
 			out[i] = viewTransaction(tr)
@@ -218,13 +217,26 @@ func (s *Server) v1CreateTransactions(c *fiber.Ctx) error {
 	return created(c, res, out)
 }
 
+// inBatch names the batch entry an error belongs to.
+func inBatch(i int, err error) error {
+	e := asError(err)
+	if e.Status >= 500 {
+		return err
+	}
+	field := fmt.Sprintf("transactions[%d]", i)
+	if e.Field != "" {
+		field += "." + e.Field
+	}
+	return e.WithField(field)
+}
+
 func (s *Server) v1GetTransaction(c *fiber.Ctx) error {
 	key, err := keyParam(c)
 	if err != nil {
 		return err
 	}
 	tr, err := s.store.Transaction(c.UserContext(), programOf(c).ID, key)
-	if err == store.ErrNotFound {
+	if errors.Is(err, store.ErrNotFound) {
 		return errTransactionMissing
 	}
 	if err != nil {
@@ -246,7 +258,7 @@ func (s *Server) v1RefundTransaction(c *fiber.Ctx) error {
 		tr, err = tracking.Refund(tx, p, key, -1)
 		return err
 	})
-	if err == store.ErrNotFound {
+	if errors.Is(err, store.ErrNotFound) {
 		return errTransactionMissing
 	}
 	if err != nil {

@@ -84,7 +84,41 @@ func New(t testing.TB, opts ...Option) *Browser {
 	// whole browser stops and every pending action fails, so a hung page
 	// cannot hang the test.
 	root, cancelRoot := context.WithDeadline(context.Background(), deadline)
+	t.Cleanup(cancelRoot)
 
+	b := &Browser{t: t}
+	// A loaded machine now and then sees Chromium exit before it answers
+	// its first command; one more try keeps the tests reliable without
+	// hiding a browser that never starts.
+	var err error
+	for attempt := 1; attempt <= 2; attempt++ {
+		if b.Ctx, err = start(t, root); err == nil {
+			break
+		}
+		t.Logf("browsertest: starting %s (attempt %d): %v", ChromiumPath, attempt, err)
+	}
+	if err != nil {
+		t.Fatalf("browsertest: %s does not start: %v", ChromiumPath, err)
+	}
+	// Subscribe after the tab exists; the browser reports console messages
+	// only from then on.
+	messages := chromedp.Console(b.Ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.console = append(b.console, m)
+			b.mu.Unlock()
+		}
+	}()
+	return b
+}
+
+// start launches Chromium with a fresh profile and opens its tab. Whatever it
+// started is stopped when t ends, or at once when it fails.
+func start(t testing.TB, root context.Context) (context.Context, error) {
 	dir := t.TempDir()
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(root,
 		chromedp.ExecPath(ChromiumPath),
@@ -98,34 +132,20 @@ func New(t testing.TB, opts ...Option) *Browser {
 		chromedp.UserDataDir(dir),
 	)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
+	stop := func() {
 		cancelCtx()
 		cancelAlloc()
-		cancelRoot()
 		// Chromium's helper processes can write into the profile for a
 		// moment after the main process exits; empty it here, with retries,
 		// so that t.TempDir's own cleanup finds nothing left to fail on.
 		removeContents(dir, 5*time.Second)
-	})
-
-	b := &Browser{Ctx: ctx, t: t}
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("browsertest: starting %s: %v", ChromiumPath, err)
 	}
-	// Subscribe after the tab exists; the browser reports console messages
-	// only from then on.
-	messages := chromedp.Console(ctx)
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.console = append(b.console, m)
-			b.mu.Unlock()
-		}
-	}()
-	return b
+	if err := chromedp.Do(ctx); err != nil {
+		stop()
+		return nil, err
+	}
+	t.Cleanup(stop)
+	return ctx, nil
 }
 
 func removeContents(dir string, patience time.Duration) {

@@ -1,0 +1,39 @@
+# potrack: `make run` starts the demo server, `make test` runs every test.
+GO       ?= go
+CHROMIUM ?= /usr/bin/chromium
+# The demo's admin token, so the README walk-through works as pasted. A
+# production server gets its own (POTRACK_ADMIN_TOKEN) or a generated one.
+POTRACK_ADMIN_TOKEN ?= potrack-demo-token
+export POTRACK_ADMIN_TOKEN
+
+.PHONY: build run test check bench chromium clean
+
+build:
+	$(GO) build -o bin/potrack ./cmd/potrack
+
+run: build
+	./bin/potrack serve --demo
+
+# Every test, the real-browser ones included, under the race detector.
+test: chromium check
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Benchmarks report ratios measured in one run; see the README.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+# Debian's Chromium drives the browser tests; install it when missing.
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@[ -x $(CHROMIUM) ] || { echo "chromium is missing at $(CHROMIUM)"; exit 1; }
+
+clean:
+	rm -rf bin

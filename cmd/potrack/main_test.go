@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The tests run the real `potrack serve` in a child process: the test
+// binary re-executes itself with POTRACK_TEST_SERVE set and becomes the
+// server, so it can be killed with SIGKILL like a production process.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("POTRACK_TEST_SERVE"); args != "" {
+		if err := serve(strings.Fields(args)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+type child struct {
+	cmd  *exec.Cmd
+	base string
+	out  *syncBuffer
+}
+
+// syncBuffer collects a child's output while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func startServer(t *testing.T, db string, env ...string) *child {
+	t.Helper()
+	addr := freePort(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "POTRACK_TEST_SERVE=--db "+db+" --addr "+addr, "POTRACK_ADMIN_TOKEN=tok")
+	cmd.Env = append(cmd.Env, env...)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, base: "http://" + addr, out: out}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(c.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return c
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start: %v\n%s", err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *child) do(t *testing.T, method, path, auth, body string) (int, map[string]any) {
+	req, _ := http.NewRequest(method, c.base+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+auth)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	return resp.StatusCode, m
+}
+
+// setup creates a program and a partner, returning the API key.
+func (c *child) setup(t *testing.T) string {
+	t.Helper()
+	st, m := c.do(t, "POST", "/admin/api/programs", "tok", `{"name":"Durable"}`)
+	if st != 201 {
+		t.Fatalf("create program: %d %v", st, m)
+	}
+	key := m["data"].(map[string]any)["api_key"].(string)
+	if st, m := c.do(t, "POST", "/v1/partners", key, `{"key":"p"}`); st != 201 {
+		t.Fatalf("create partner: %d %v", st, m)
+	}
+	return key
+}
+
+// hammer posts transactions from 8 goroutines until stop is closed and
+// returns the keys that were answered 201.
+func (c *child) hammer(t *testing.T, key string, stop chan struct{}, started *atomic.Int64) []string {
+	var (
+		mu   sync.Mutex
+		acks []string
+		wg   sync.WaitGroup
+	)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := fmt.Sprintf("w%d-%d", w, i)
+				body := fmt.Sprintf(`{"key":%q,"amount":"1.00","customer":{"key":"c%d","partner":{"key":"p"}},"options":{"create_customer":true}}`, k, w)
+				started.Add(1)
+				st, _ := c.do(t, "POST", "/v1/transactions", key, body)
+				if st == 0 {
+					return // the server is gone
+				}
+				if st == 201 || st == 200 {
+					mu.Lock()
+					acks = append(acks, k)
+					mu.Unlock()
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	return acks
+}
+
+func countStored(t *testing.T, c *child, key string, keys []string) int {
+	t.Helper()
+	missing := 0
+	for _, k := range keys {
+		if st, _ := c.do(t, "GET", "/v1/transactions/"+k, key, ""); st != 200 {
+			missing++
+		}
+	}
+	return missing
+}
+
+// TestKill9KeepsAcknowledgedWrites: every transaction answered 2xx before
+// a SIGKILL is in the database after a restart.
+func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "p.db")
+	c := startServer(t, db)
+	key := c.setup(t)
+
+	stop := make(chan struct{})
+	var started atomic.Int64
+	done := make(chan []string)
+	go func() { done <- c.hammer(t, key, stop, &started) }()
+	for started.Load() < 300 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd.Wait()
+	close(stop)
+	acks := <-done
+	if len(acks) < 100 {
+		t.Fatalf("only %d writes acknowledged before the kill", len(acks))
+	}
+
+	c2 := startServer(t, db)
+	if missing := countStored(t, c2, key, acks); missing != 0 {
+		t.Fatalf("%d of %d acknowledged transactions lost after kill -9", missing, len(acks))
+	}
+	t.Logf("%d acknowledged transactions all survived kill -9", len(acks))
+}
+
+// TestGracefulShutdown: SIGTERM lets requests in flight finish; the process
+// exits cleanly and every acknowledged write is stored.
+func TestGracefulShutdown(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "p.db")
+	c := startServer(t, db)
+	key := c.setup(t)
+
+	stop := make(chan struct{})
+	var started atomic.Int64
+	done := make(chan []string)
+	go func() { done <- c.hammer(t, key, stop, &started) }()
+	for started.Load() < 200 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := c.cmd.Wait()
+	close(stop)
+	acks := <-done
+	if err != nil {
+		t.Fatalf("potrack exited with %v after SIGTERM:\n%s", err, c.out)
+	}
+	c2 := startServer(t, db)
+	if missing := countStored(t, c2, key, acks); missing != 0 {
+		t.Fatalf("%d of %d acknowledged transactions lost after SIGTERM", missing, len(acks))
+	}
+}
+
+// TestConfigFromEnvironment: environment variables configure serve, and a
+// generated admin token is printed once and works.
+func TestConfigFromEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	addr := freePort(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "POTRACK_TEST_SERVE=--rate-limit-ip 5-S", "POTRACK_ADDR="+addr, "POTRACK_DB="+filepath.Join(dir, "x.db"))
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	c := &child{cmd: cmd, base: "http://" + addr, out: out}
+	var token string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if i := strings.Index(out.String(), "pat_"); i >= 0 && len(out.String()) >= i+36 {
+			token = strings.Fields(out.String()[i:])[0]
+			break
+		}
+	}
+	if token == "" {
+		t.Fatalf("no generated admin token printed:\n%s", out.String())
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if st, _ := c.do(t, "GET", "/admin/api/programs", token, ""); st == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the printed token is refused:\n%s", out.String())
+		}
+	}
+	if st, _ := c.do(t, "GET", "/admin/api/programs", "wrong", ""); st != 401 {
+		t.Fatalf("a wrong token got %d", st)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.db")); err != nil {
+		t.Fatalf("POTRACK_DB was not used: %v", err)
+	}
+}

@@ -58,7 +58,7 @@ func (m *metrics) middleware(c *fiber.Ctx) error {
 		}
 	}
 	route := c.Route().Path
-	if c.Route().Method == "USE" {
+	if c.Route().Method == "USE" && c.Response().StatusCode() == fiber.StatusNotFound {
 		// No route matched: keep unknown paths out of the label set.
 		route = "unmatched"
 	}

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,7 +66,9 @@ func Open(path string) (*Store, error) {
 	q.Set("_synchronous", "FULL")
 	q.Set("_foreign_keys", "on")
 	q.Set("_busy_timeout", "10000")
-	dsn := "file:" + path + "?" + q.Encode()
+	// SQLite decodes %XX in URI file names, and ? or # would end the path.
+	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	dsn := "file:" + escaped + "?" + q.Encode()
 
 	write, err := sql.Open("sqlite3", dsn+"&_txlock=immediate")
 	if err != nil {

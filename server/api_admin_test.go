@@ -1,0 +1,175 @@
+package server
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestAdminAPI(t *testing.T) {
+	type sc struct {
+		name    string
+		method  string
+		path    string // {id} is replaced by a created program's id
+		body    string
+		token   string // "" the admin token
+		status  int
+		want    []string
+		notWant []string
+	}
+	scenarios := []sc{
+		{name: "no token", method: "GET", path: "/admin/api/programs", token: "none", status: 401, want: []string{`"code":"unauthorized"`}},
+		{name: "wrong token", method: "GET", path: "/admin/api/programs", token: "nope", status: 401},
+		{name: "list", method: "GET", path: "/admin/api/programs", status: 200, want: []string{`"name":"Shop"`}, notWant: []string{"api_key", "signing_secret", "webhook_secret\""}},
+		{name: "create with every field", method: "POST", path: "/admin/api/programs", status: 201,
+			body: `{"name":"Full","currency":"eur","js_tracking":true,"allowed_origins":["https://Shop.example","https://*.shop.example","http://localhost:3000"],
+				"cookie_days":60,"referral_params":["aff","ref"],"attribution":"first","js_require_signature":true,
+				"commission":{"type":"fixed","value":"5.00","limit":{"type":"transactions","value":3},"rules":[{"product_type":"annual","type":"percent","value":"12.5"}]}}`,
+			want: []string{`"currency":"EUR"`, `"js_tracking":true`, `"https://shop.example"`, `"https://*.shop.example"`, `"cookie_days":60`,
+				`"attribution":"first"`, `"js_require_signature":true`, `"api_key":"pk_`, `"signing_secret":"ss_`, `"webhook_secret":"whsec_`,
+				`"webhook_url":"`, `/webhooks/stripe/`, `"snippet":"\u003cscript\u003e`}},
+		{name: "create defaults", method: "POST", path: "/admin/api/programs", body: `{"name":"Plain"}`, status: 201,
+			want: []string{`"currency":"USD"`, `"js_tracking":false`, `"allowed_origins":[]`, `"cookie_days":30`, `"referral_params":["aff"]`, `"attribution":"last"`, `"type":"percent","value":"20"`}},
+		{name: "create without name", method: "POST", path: "/admin/api/programs", body: `{}`, status: 422, want: []string{`"field":"name"`}},
+		{name: "bad currency", method: "POST", path: "/admin/api/programs", body: `{"name":"x","currency":"EURO"}`, status: 422, want: []string{`"field":"currency"`}},
+		{name: "origin with path", method: "POST", path: "/admin/api/programs", body: `{"name":"x","allowed_origins":["https://a.example/shop"]}`, status: 422, want: []string{`"field":"allowed_origins[0]"`}},
+		{name: "origin ftp", method: "POST", path: "/admin/api/programs", body: `{"name":"x","allowed_origins":["ftp://a.example"]}`, status: 422},
+		{name: "origin bare wildcard", method: "POST", path: "/admin/api/programs", body: `{"name":"x","allowed_origins":["https://*.com"]}`, status: 422},
+		{name: "cookie days zero", method: "POST", path: "/admin/api/programs", body: `{"name":"x","cookie_days":0}`, status: 422, want: []string{`"field":"cookie_days"`}},
+		{name: "referral param empty list", method: "POST", path: "/admin/api/programs", body: `{"name":"x","referral_params":[]}`, status: 422},
+		{name: "referral param with space", method: "POST", path: "/admin/api/programs", body: `{"name":"x","referral_params":["a b"]}`, status: 422},
+		{name: "attribution unknown", method: "POST", path: "/admin/api/programs", body: `{"name":"x","attribution":"middle"}`, status: 422},
+		{name: "commission over 100%", method: "POST", path: "/admin/api/programs", body: `{"name":"x","commission":{"type":"percent","value":101}}`, status: 422, want: []string{`"field":"commission.value"`}},
+		{name: "fixed commission with too many decimals for JPY", method: "POST", path: "/admin/api/programs", body: `{"name":"x","currency":"JPY","commission":{"type":"fixed","value":"1.5"}}`, status: 422},
+		{name: "wrong type", method: "POST", path: "/admin/api/programs", body: `{"name":"x","js_tracking":"yes"}`, status: 400},
+		{name: "not JSON", method: "POST", path: "/admin/api/programs", body: `name=x`, status: 400},
+		{name: "get", method: "GET", path: "/admin/api/programs/{id}", status: 200, want: []string{`"name":"Shop"`}, notWant: []string{`"api_key"`, `"signing_secret"`, `"webhook_secret"`}},
+		{name: "get unknown", method: "GET", path: "/admin/api/programs/nope", status: 404, want: []string{`"code":"program_not_found"`}},
+		{name: "patch", method: "PATCH", path: "/admin/api/programs/{id}", body: `{"js_tracking":true,"allowed_origins":["https://shop.example"]}`, status: 200,
+			want: []string{`"js_tracking":true`, `"allowed_origins":["https://shop.example"]`, `"name":"Shop"`}, notWant: []string{`"webhook_secret"`}},
+		{name: "patch currency invalidating a fixed commission", method: "PATCH", path: "/admin/api/programs/{id}", body: `{"currency":"JPY","commission":{"type":"fixed","value":"2.50"}}`, status: 422},
+		{name: "patch unknown", method: "PATCH", path: "/admin/api/programs/nope", body: `{"name":"x"}`, status: 404},
+		{name: "patch webhook secret is write-only", method: "PATCH", path: "/admin/api/programs/{id}", body: `{"webhook_secret":"whsec_pasted"}`, status: 200, notWant: []string{"whsec_pasted"}},
+		{name: "rotate api key", method: "POST", path: "/admin/api/programs/{id}/rotate", body: `{"secret":"api_key"}`, status: 200, want: []string{`"api_key":"pk_`}, notWant: []string{`"signing_secret"`}},
+		{name: "rotate signing secret", method: "POST", path: "/admin/api/programs/{id}/rotate", body: `{"secret":"signing_secret"}`, status: 200, want: []string{`"signing_secret":"ss_`}, notWant: []string{`"api_key"`}},
+		{name: "rotate webhook secret", method: "POST", path: "/admin/api/programs/{id}/rotate", body: `{"secret":"webhook_secret"}`, status: 200, want: []string{`"webhook_secret":"whsec_`}},
+		{name: "rotate unknown secret", method: "POST", path: "/admin/api/programs/{id}/rotate", body: `{"secret":"password"}`, status: 422, want: []string{`"field":"secret"`}},
+		{name: "rotate unknown program", method: "POST", path: "/admin/api/programs/nope/rotate", body: `{"secret":"api_key"}`, status: 404},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t)
+			p := ts.createProgram(`{"name":"Shop"}`)
+			headers := []string{"Content-Type", "application/json"}
+			switch sc.token {
+			case "":
+				headers = append(headers, "Authorization", "Bearer "+testAdminToken)
+			case "none":
+			default:
+				headers = append(headers, "Authorization", "Bearer "+sc.token)
+			}
+			r := ts.request(sc.method, strings.ReplaceAll(sc.path, "{id}", p.ID), sc.body, headers...)
+			if r.Status != sc.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, sc.status, r.Body)
+			}
+			for _, w := range sc.want {
+				if !strings.Contains(r.Body, w) {
+					t.Errorf("body lacks %q: %s", w, r.Body)
+				}
+			}
+			for _, w := range sc.notWant {
+				if strings.Contains(r.Body, w) {
+					t.Errorf("body has %q: %s", w, r.Body)
+				}
+			}
+			if r.Status >= 400 && r.JSON(t)["error"] == nil {
+				t.Errorf("error body lacks 'error': %s", r.Body)
+			}
+			if r.Status >= 400 && (sc.method == "PATCH" || sc.method == "POST") {
+				// A refused change leaves the program as it was.
+				if n := ts.count(`SELECT count(*) FROM programs WHERE name = 'Shop' AND js_tracking = 0 AND currency = 'USD'`); n != 1 {
+					t.Errorf("a refused request changed the program")
+				}
+			}
+		})
+	}
+}
+
+// TestSecretsStoredSafely: the API key is kept only as a hash, and a
+// rotated key replaces the old one at once.
+func TestSecretsStoredSafely(t *testing.T) {
+	ts := newTestServer(t)
+	p := ts.createProgram("")
+	if n := ts.count(`SELECT count(*) FROM programs WHERE api_key_hash = ?`, p.APIKey); n != 0 {
+		t.Fatal("the API key is stored in clear")
+	}
+	if n := ts.count(`SELECT count(*) FROM programs WHERE api_key_hash = ?`, hashSecret(p.APIKey)); n != 1 {
+		t.Fatal("the API key's hash is not stored")
+	}
+	if r := ts.api(p, "GET", "/v1/transactions", ""); r.Status != 200 {
+		t.Fatalf("the new key is refused: %d", r.Status)
+	}
+	r := ts.admin("POST", "/admin/api/programs/"+p.ID+"/rotate", `{"secret":"api_key"}`)
+	newKey := r.JSON(t)["data"].(map[string]any)["api_key"].(string)
+	if r := ts.api(p, "GET", "/v1/transactions", ""); r.Status != 401 {
+		t.Fatalf("the rotated-out key still works: %d", r.Status)
+	}
+	if r := ts.api(testProgram{APIKey: newKey}, "GET", "/v1/transactions", ""); r.Status != 200 {
+		t.Fatalf("the rotated key is refused: %d", r.Status)
+	}
+	if n := ts.count(`SELECT count(*) FROM settings WHERE value = ?`, testAdminToken); n != 0 {
+		t.Fatal("the admin token is stored in clear")
+	}
+}
+
+// TestOversizedBody goes through a real listener: fasthttp refuses the
+// body before any handler runs, and the answer must still be our JSON.
+func TestOversizedBody(t *testing.T) {
+	ts := newTestServer(t)
+	p := ts.createProgram("")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ts.app.Listener(ln)
+	defer ts.app.Shutdown()
+	for _, path := range []string{"/v1/transactions", "/admin/api/programs"} {
+		req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+path, strings.NewReader(`{"key":"`+strings.Repeat("x", 2<<20)+`"}`))
+		req.Header.Set("Authorization", "Bearer "+p.APIKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 413 || !strings.Contains(string(body), "too large") {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	if n := ts.count(`SELECT count(*) FROM transactions`); n != 0 {
+		t.Fatalf("%d transactions stored", n)
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	ts := newTestServer(t)
+	if r := ts.request("GET", "/healthz", ""); r.Status != 200 || !strings.Contains(r.Body, `"ok"`) {
+		t.Fatalf("healthz: %d %s", r.Status, r.Body)
+	}
+	ts.createProgram("")
+	ts.request("GET", "/v1/transactions", "")
+	r := ts.request("GET", "/metrics", "")
+	for _, want := range []string{
+		`potrack_http_requests_total{method="POST",route="/admin/api/programs",status="201"} 1`,
+		`potrack_http_requests_total{method="GET",route="/v1",status="401"} 1`,
+		`potrack_http_request_duration_seconds_bucket{method="POST",route="/admin/api/programs",status="201"`,
+		`potrack_store_write_batch_size_count`,
+	} {
+		if !strings.Contains(r.Body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

@@ -64,21 +64,29 @@ func viewCustomer(c *store.Customer) *customerView {
 	return &customerView{Key: c.Key, Name: c.Name, Email: c.Email, Partner: viewPartner(c.Partner), CreatedAt: c.CreatedAt}
 }
 
+// customerRef is the customer inside a transaction; its rewards name the
+// partner.
+type customerRef struct {
+	Key   string `json:"key"`
+	Name  string `json:"name"`
+	Email string `json:"email"`
+}
+
 type transactionView struct {
-	Key            string        `json:"key"`
-	Amount         json.Number   `json:"amount"`
-	AmountUnits    string        `json:"amount_units"`
-	Action         string        `json:"action"`
-	ProductID      string        `json:"product_id"`
-	ProductType    string        `json:"product_type"`
-	Source         string        `json:"source"`
-	Verified       bool          `json:"verified"`
-	Rewardable     bool          `json:"rewardable"`
-	Status         string        `json:"status"`
-	RefundedAmount json.Number   `json:"refunded_amount"`
-	Customer       *customerView `json:"customer"`
-	Rewards        []rewardView  `json:"rewards"`
-	CreatedAt      time.Time     `json:"created_at"`
+	Key            string       `json:"key"`
+	Amount         json.Number  `json:"amount"`
+	AmountUnits    string       `json:"amount_units"`
+	Action         string       `json:"action"`
+	ProductID      string       `json:"product_id"`
+	ProductType    string       `json:"product_type"`
+	Source         string       `json:"source"`
+	Verified       bool         `json:"verified"`
+	Rewardable     bool         `json:"rewardable"`
+	Status         string       `json:"status"`
+	RefundedAmount json.Number  `json:"refunded_amount"`
+	Customer       *customerRef `json:"customer"`
+	Rewards        []rewardView `json:"rewards"`
+	CreatedAt      time.Time    `json:"created_at"`
 }
 
 type rewardView struct {
@@ -95,7 +103,10 @@ func viewTransaction(t *store.Transaction) *transactionView {
 		ProductID: t.ProductID, ProductType: t.ProductType, Source: t.Source, Verified: t.Verified,
 		Rewardable: t.Rewardable, Status: t.Status,
 		RefundedAmount: amountJSON(rules.Money{Minor: t.RefundedMinor, Currency: t.Amount.Currency}),
-		Customer:       viewCustomer(t.Customer), Rewards: []rewardView{}, CreatedAt: t.CreatedAt,
+		Rewards:        []rewardView{}, CreatedAt: t.CreatedAt,
+	}
+	if t.Customer != nil {
+		v.Customer = &customerRef{Key: t.Customer.Key, Name: t.Customer.Name, Email: t.Customer.Email}
 	}
 	for _, r := range t.Rewards {
 		v.Rewards = append(v.Rewards, rewardView{

@@ -208,7 +208,7 @@ func (s *Server) createProgram(c *fiber.Ctx, in *programJSONIn) (*programView, e
 
 func (s *Server) adminCreateProgram(c *fiber.Ctx) error {
 	var in programJSONIn
-	if err := decodeJSON(c, &in); err != nil {
+	if err := decodeStrictJSON(c, &in); err != nil {
 		return err
 	}
 	v, err := s.createProgram(c, &in)
@@ -260,7 +260,7 @@ func (s *Server) updateProgram(c *fiber.Ctx, id string, in *programJSONIn) (*sto
 
 func (s *Server) adminPatchProgram(c *fiber.Ctx) error {
 	var in programJSONIn
-	if err := decodeJSON(c, &in); err != nil {
+	if err := decodeStrictJSON(c, &in); err != nil {
 		return err
 	}
 	p, err := s.updateProgram(c, c.Params("id"), &in)
@@ -304,7 +304,7 @@ func (s *Server) adminRotateSecret(c *fiber.Ctx) error {
 	var in struct {
 		Secret string `json:"secret"`
 	}
-	if err := decodeJSON(c, &in); err != nil {
+	if err := decodeStrictJSON(c, &in); err != nil {
 		return err
 	}
 	p, value, err := s.rotateSecret(c, c.Params("id"), store.Secret(in.Secret))

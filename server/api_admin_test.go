@@ -44,6 +44,7 @@ func TestAdminAPI(t *testing.T) {
 		{name: "commission over 100%", method: "POST", path: "/admin/api/programs", body: `{"name":"x","commission":{"type":"percent","value":101}}`, status: 422, want: []string{`"field":"commission.value"`}},
 		{name: "fixed commission with too many decimals for JPY", method: "POST", path: "/admin/api/programs", body: `{"name":"x","currency":"JPY","commission":{"type":"fixed","value":"1.5"}}`, status: 422},
 		{name: "wrong type", method: "POST", path: "/admin/api/programs", body: `{"name":"x","js_tracking":"yes"}`, status: 400},
+		{name: "misspelt field", method: "PATCH", path: "/admin/api/programs/{id}", body: `{"js_traking":true}`, status: 400, want: []string{`"field":"js_traking"`}},
 		{name: "not JSON", method: "POST", path: "/admin/api/programs", body: `name=x`, status: 400},
 		{name: "get", method: "GET", path: "/admin/api/programs/{id}", status: 200, want: []string{`"name":"Shop"`}, notWant: []string{`"api_key"`, `"signing_secret"`, `"webhook_secret"`}},
 		{name: "get unknown", method: "GET", path: "/admin/api/programs/nope", status: 404, want: []string{`"code":"program_not_found"`}},

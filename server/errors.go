@@ -136,13 +136,23 @@ type errorDetail struct {
 }
 
 // decodeJSON reads the request body into v. Shape errors name the field so
-// the caller can fix it.
-func decodeJSON(c *fiber.Ctx, v any) error {
+// the caller can fix it. Unknown fields are ignored: Partnero clients send
+// more than we read.
+func decodeJSON(c *fiber.Ctx, v any) error { return decodeBody(c, v, false) }
+
+// decodeStrictJSON is decodeJSON refusing unknown fields, for the admin API,
+// where a misspelt setting silently ignored would be a trap.
+func decodeStrictJSON(c *fiber.Ctx, v any) error { return decodeBody(c, v, true) }
+
+func decodeBody(c *fiber.Ctx, v any, strict bool) error {
 	body := c.Body()
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return errBadRequest.WithMessage("The request body is empty; send a JSON object.")
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
@@ -151,6 +161,10 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 		var ve *rules.FieldError
 		if errors.As(err, &ve) {
 			return invalid(ve.Field, ve.Message)
+		}
+		if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			field = strings.Trim(field, `"`)
+			return errBadRequest.WithMessage("Unknown field '" + field + "'.").WithField(field)
 		}
 		return errBadRequest.WithMessage("The request body is not valid JSON: " + err.Error() + ".")
 	}

@@ -58,7 +58,7 @@ type v1Scenario struct {
 	body    string
 	auth    string // "" A's key, "B" B's key, "none", or a literal Authorization header
 	status  int
-	want    []string         // substrings of the body
+	want    []string          // substrings of the body
 	header  map[string]string // response headers
 	rows    map[string]int    // count query (program A's id as ?1, B's as ?2) -> rows
 	notWant []string
@@ -176,10 +176,10 @@ func TestV1API(t *testing.T) {
 			body: `{"key":"tx_b","amount":"10","customer":{"key":"c","partner":{"key":"partner_123"}},"options":{"create_customer":true}}`, status: 201,
 			rows: map[string]int{txA: 1, txB: 1}},
 		{name: "product override fixed reward", method: "POST", path: "/v1/transactions",
-			body: `{"key":"t","amount":"300","product_id":"pro","customer":{"key":"c","partner":{"key":"partner_123"}},"options":{"create_customer":true}}`,
+			body:   `{"key":"t","amount":"300","product_id":"pro","customer":{"key":"c","partner":{"key":"partner_123"}},"options":{"create_customer":true}}`,
 			status: 201, want: []string{`"rewards":[{"amount":5.00`}},
 		{name: "not rewardable", method: "POST", path: "/v1/transactions",
-			body: `{"key":"t","amount":"10","rewardable":false,"customer":{"key":"c","partner":{"key":"partner_123"}},"options":{"create_customer":true}}`,
+			body:   `{"key":"t","amount":"10","rewardable":false,"customer":{"key":"c","partner":{"key":"partner_123"}},"options":{"create_customer":true}}`,
 			status: 201, want: []string{`"rewards":[]`}, rows: map[string]int{rewardsA: 0, txA: 1}},
 		{name: "unattributed customer stored without reward", method: "POST", path: "/v1/transactions",
 			body: `{"key":"t","amount":"10","customer":{"key":"c"},"options":{"create_customer":true}}`, status: 201, want: []string{`"rewards":[]`}},
@@ -194,7 +194,7 @@ func TestV1API(t *testing.T) {
 			status: 422, want: []string{`"amount":[`}, rows: map[string]int{txA: 0}},
 		{name: "JPY decimals rejected", method: "POST", path: "/v1/transactions", body: `{"key":"t","amount":"10.5","amount_units":"JPY","customer":{"key":"c"},"options":{"create_customer":true}}`, status: 422},
 		{name: "JPY whole yen", method: "POST", path: "/v1/transactions",
-			body: `{"key":"t","amount":1000,"amount_units":"jpy","customer":{"key":"c","partner":{"key":"partner_123"}},"options":{"create_customer":true}}`,
+			body:   `{"key":"t","amount":1000,"amount_units":"jpy","customer":{"key":"c","partner":{"key":"partner_123"}},"options":{"create_customer":true}}`,
 			status: 201, want: []string{`"amount":1000,`, `"rewards":[{"amount":200,`}},
 		{name: "negative amount", method: "POST", path: "/v1/transactions", body: `{"key":"t","amount":-5,"customer":{"key":"c"},"options":{"create_customer":true}}`, status: 422},
 		{name: "huge amount", method: "POST", path: "/v1/transactions", body: `{"key":"t","amount":1e30,"customer":{"key":"c"},"options":{"create_customer":true}}`, status: 422},

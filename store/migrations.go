@@ -95,6 +95,16 @@ CREATE TABLE settings (
 	value TEXT NOT NULL
 );
 `,
+	// 2: gateway refunds that arrived before their sale.
+	`
+CREATE TABLE pending_refunds (
+	program_id     TEXT NOT NULL REFERENCES programs(id),
+	key            TEXT NOT NULL,
+	refunded_minor INTEGER NOT NULL,
+	created_at     INTEGER NOT NULL,
+	PRIMARY KEY (program_id, key)
+);
+`,
 }
 
 // SchemaVersion is the schema this binary writes.

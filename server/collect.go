@@ -1,9 +1,393 @@
 package server
 
-import "github.com/gofiber/fiber/v2"
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
 
-// collect is POST /collect (issue 3).
-func (s *Server) collect(c *fiber.Ctx) error { return errNotFound }
+	"github.com/gofiber/fiber/v2"
 
-// collectPreflight answers OPTIONS /collect (issue 3).
-func (s *Server) collectPreflight(c *fiber.Ctx) error { return errNotFound }
+	"github.com/potrack/potrack/rules"
+	"github.com/potrack/potrack/store"
+	"github.com/potrack/potrack/tracking"
+)
+
+// POST /collect takes the po() calls of browsers (SPEC.md "The browser
+// side"). Anyone can post anything here, so the checks run cheapest first:
+// size, per-IP budget and shape before the database is read; origin and
+// per-program budget before anything is written.
+
+const (
+	collectBodyLimit = 16 << 10
+	maxProgramIDLen  = 64
+	maxURLLen        = 4096
+	// A day: preflights are rare (the script sends text/plain), and an
+	// origin removed from a program still fails the POST itself.
+	preflightMaxAge = "86400"
+)
+
+const (
+	typeClick       = "clicks.create"
+	typeSignup      = "customers.signup"
+	typeTransaction = "transactions.create"
+)
+
+var (
+	errCollectTooLarge  = errBodyTooLarge.WithMessage("The request body is over 16 KiB.")
+	errOriginNotAllowed = &Error{http.StatusForbidden, "origin_not_allowed",
+		"This site's origin is not in the program's allowed_origins; add it in the admin.", ""}
+	errJSTrackingDisabled = &Error{http.StatusForbidden, "js_tracking_disabled",
+		"This program does not accept sales from the browser; turn on JS tracking in the admin, or use the REST API.", ""}
+	errBadSignature = &Error{http.StatusForbidden, "bad_signature",
+		"This program requires data.signature, the HMAC-SHA256 of key|amount|CURRENCY|customer_key made by your backend with the signing secret.", "data.signature"}
+)
+
+// collectJSONIn is the body the script sends.
+type collectJSONIn struct {
+	Program string          `json:"program"`
+	Type    string          `json:"type"`
+	Data    json.RawMessage `json:"data"`
+	Options struct {
+		CreateCustomer bool `json:"create_customer"`
+	} `json:"options"`
+	// Partner is the partnero_partner cookie, as the browser has it.
+	Partner *struct {
+		Key flexString `json:"key"`
+	} `json:"partner"`
+	URL      string `json:"url"`
+	Referrer string `json:"referrer"`
+}
+
+// collectCall is a decoded request: the envelope and its typed data.
+type collectCall struct {
+	collectJSONIn
+	transaction transactionJSONIn
+	customer    customerJSONIn
+}
+
+// collectAnswer is a successful answer. A click also tells the script
+// which cookie to set (snippet/po.ts reads partner, cookie_days and
+// attribution).
+type collectAnswer struct {
+	Status      string `json:"status"`
+	Partner     string `json:"partner,omitempty"`
+	CookieDays  int    `json:"cookie_days,omitempty"`
+	Attribution string `json:"attribution,omitempty"`
+}
+
+func answerFor(res tracking.Result) (int, collectAnswer) {
+	switch res {
+	case tracking.Replayed:
+		return fiber.StatusOK, collectAnswer{Status: "duplicate"}
+	case tracking.Ignored:
+		return fiber.StatusAccepted, collectAnswer{Status: "ignored"}
+	}
+	return fiber.StatusCreated, collectAnswer{Status: "created"}
+}
+
+// collect is POST /collect.
+func (s *Server) collect(c *fiber.Ctx) error {
+	// The answer depends on Origin whichever way it goes.
+	c.Vary(fiber.HeaderOrigin)
+	typ, status, answer, err := s.collectCall(c)
+	outcome := answer.Status
+	if err != nil {
+		outcome = asError(err).Code
+	}
+	s.metrics.collected.WithLabelValues(typ, outcome).Inc()
+	if err != nil {
+		return err
+	}
+	return c.Status(status).JSON(answer)
+}
+
+// collectCall runs the checks in SPEC.md's order and records the call. typ
+// is the call type for metrics ("unknown" until the body is understood).
+func (s *Server) collectCall(c *fiber.Ctx) (typ string, status int, answer collectAnswer, err error) {
+	typ = "unknown"
+	if len(c.Body()) > collectBodyLimit {
+		return typ, 0, answer, errCollectTooLarge
+	}
+	ctx := c.UserContext()
+	ipBudget, err := s.limits.perIP.Get(ctx, ipLimitKey(s.clientIP(c)))
+	if err != nil {
+		return typ, 0, answer, err
+	}
+	setLimitHeaders(c, ipBudget)
+	if ipBudget.Reached {
+		return typ, 0, answer, errRateLimited
+	}
+
+	call, err := decodeCollect(c)
+	if err != nil {
+		return typ, 0, answer, err
+	}
+	typ = call.Type
+
+	p, err := s.collectProgram(c, call.Program)
+	if errors.Is(err, store.ErrNotFound) {
+		return typ, 0, answer, errProgramNotFound
+	}
+	if err != nil {
+		return typ, 0, answer, err
+	}
+
+	origin := c.Get(fiber.HeaderOrigin)
+	if origin == "" {
+		origin = refererOrigin(c.Get(fiber.HeaderReferer))
+	}
+	if !originAllowed(origin, p.AllowedOrigins) {
+		return typ, 0, answer, errOriginNotAllowed
+	}
+	// From here on the browser may read the answer, errors included.
+	c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
+
+	programBudget, err := s.limits.perProgram.Get(ctx, "program:"+p.ID)
+	if err != nil {
+		return typ, 0, answer, err
+	}
+	if programBudget.Reached || programBudget.Remaining < ipBudget.Remaining {
+		setLimitHeaders(c, programBudget)
+	}
+	if programBudget.Reached {
+		return typ, 0, answer, errRateLimited
+	}
+
+	switch call.Type {
+	case typeTransaction:
+		status, answer, err = s.collectTransaction(c, p, call)
+	case typeSignup:
+		status, answer, err = s.collectSignup(c, p, call)
+	default:
+		status, answer, err = s.collectClick(c, p, call)
+	}
+	return typ, status, answer, err
+}
+
+// collectProgram reads the program afresh on every call, so an admin change
+// applies to the next one. An id longer than any we issue is not looked up.
+func (s *Server) collectProgram(c *fiber.Ctx, id string) (*store.Program, error) {
+	if len(id) > maxProgramIDLen {
+		return nil, store.ErrNotFound
+	}
+	return s.store.Program(c.UserContext(), id)
+}
+
+// decodeCollect checks the shape of the body, including the data of its
+// type, without looking anything up.
+func decodeCollect(c *fiber.Ctx) (*collectCall, error) {
+	var call collectCall
+	if err := decodeJSON(c, &call.collectJSONIn); err != nil {
+		return nil, err
+	}
+	switch call.Type {
+	case typeClick, typeSignup, typeTransaction:
+	default:
+		return nil, errBadRequest.WithMessage("type must be clicks.create, customers.signup or transactions.create.").WithField("type")
+	}
+	if call.Program == "" {
+		return nil, errBadRequest.WithMessage("program is required: the id from the install snippet.").WithField("program")
+	}
+	var data any
+	switch call.Type {
+	case typeTransaction:
+		data = &call.transaction
+	case typeSignup:
+		data = &call.customer
+	}
+	if data != nil && len(call.Data) > 0 && string(call.Data) != "null" {
+		if err := json.Unmarshal(call.Data, data); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				field := "data"
+				if te.Field != "" {
+					field += "." + te.Field
+				}
+				return nil, errBadRequest.WithMessage("Field '" + field + "' has the wrong type: expected " + te.Type.String() + ".").WithField(field)
+			}
+			return nil, errBadRequest.WithMessage("data is not valid: " + err.Error() + ".").WithField("data")
+		}
+	}
+	return &call, nil
+}
+
+// partnerKey is the partner the browser's cookie names. A key longer than
+// any stored one cannot match; it is treated as no partner.
+func (call *collectCall) partnerKey() string {
+	if call.Partner == nil || len(call.Partner.Key) > maxKeyLen {
+		return ""
+	}
+	return string(call.Partner.Key)
+}
+
+// refererOrigin is the origin of a Referer URL, for requests that carry no
+// Origin header; "" when it has none.
+func refererOrigin(referer string) string {
+	u, err := url.Parse(referer)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return ""
+	}
+	host := u.Host
+	if (u.Scheme == "https" && u.Port() == "443") || (u.Scheme == "http" && u.Port() == "80") {
+		host = strings.TrimSuffix(host, ":"+u.Port())
+	}
+	return u.Scheme + "://" + host
+}
+
+// withDataPrefix names fields by their path in the /collect body.
+func withDataPrefix(err error) error {
+	e := asError(err)
+	if e.Field == "" || e.Status >= 500 {
+		return err
+	}
+	return e.WithField("data." + e.Field)
+}
+
+func (s *Server) collectTransaction(c *fiber.Ctx, p *store.Program, call *collectCall) (int, collectAnswer, error) {
+	if !p.JSTracking {
+		return 0, collectAnswer{}, errJSTrackingDisabled
+	}
+	req := &call.transaction
+	in, err := req.input(p)
+	if err != nil {
+		return 0, collectAnswer{}, withDataPrefix(err)
+	}
+	// The cookie names the partner, never the page's data: the script
+	// fills partner.key, and a merchant page has no say in attribution.
+	in.Partner = store.PartnerRef{Key: call.partnerKey()}
+	in.CreateCustomer = in.CreateCustomer || call.Options.CreateCustomer
+	in.Source = store.SourceJS
+	// A valid signature proves the merchant's backend saw this sale, so it
+	// is marked verified even where signatures are optional.
+	if req.Signature != "" {
+		in.Verified = rules.VerifySignature(p.SigningSecret, rules.SignaturePayload(in.Key, in.Amount, in.Customer.Key), req.Signature)
+	}
+	if p.JSRequireSignature && !in.Verified {
+		return 0, collectAnswer{}, errBadSignature
+	}
+	var res tracking.Result
+	err = s.store.Write(c.UserContext(), func(tx *store.Tx) (err error) {
+		_, res, err = tracking.RecordTransaction(tx, p, in, tracking.Tracked)
+		return err
+	})
+	if err != nil {
+		return 0, collectAnswer{}, withDataPrefix(err)
+	}
+	status, answer := answerFor(res)
+	return status, answer, nil
+}
+
+func (s *Server) collectSignup(c *fiber.Ctx, p *store.Program, call *collectCall) (int, collectAnswer, error) {
+	in, err := call.customer.input("data.")
+	if err != nil {
+		return 0, collectAnswer{}, err
+	}
+	ref := store.PartnerRef{Key: call.partnerKey()}
+	var res tracking.Result
+	err = s.store.Write(c.UserContext(), func(tx *store.Tx) (err error) {
+		_, res, err = tracking.CreateCustomer(tx, p, in, ref, tracking.Tracked)
+		return err
+	})
+	if err != nil {
+		return 0, collectAnswer{}, err
+	}
+	status, answer := answerFor(res)
+	return status, answer, nil
+}
+
+// collectClick records a referral landing. The partner comes from the
+// landing URL only: the cookie names an earlier referral, and counting it
+// again on every page with a query string would inflate its clicks.
+func (s *Server) collectClick(c *fiber.Ctx, p *store.Program, call *collectCall) (int, collectAnswer, error) {
+	if err := checkText("url", call.URL, maxURLLen, false); err != nil {
+		return 0, collectAnswer{}, err
+	}
+	if err := checkText("referrer", call.Referrer, maxURLLen, false); err != nil {
+		return 0, collectAnswer{}, err
+	}
+	key := referralKey(call.URL, p.ReferralParams)
+	if key == "" {
+		return fiber.StatusAccepted, collectAnswer{Status: "ignored"}, nil
+	}
+	// Looked up on the read pool: links to unknown partners never queue
+	// for the writer. Partners are never deleted, so the id stays valid.
+	partner, err := s.store.Partner(c.UserContext(), p.ID, store.PartnerRef{Key: key})
+	if errors.Is(err, store.ErrNotFound) {
+		return fiber.StatusAccepted, collectAnswer{Status: "ignored"}, nil
+	}
+	if err != nil {
+		return 0, collectAnswer{}, err
+	}
+	err = s.store.Write(c.UserContext(), func(tx *store.Tx) error {
+		return tx.InsertClick(p.ID, partner.ID, call.URL, call.Referrer)
+	})
+	if err != nil {
+		return 0, collectAnswer{}, err
+	}
+	return fiber.StatusCreated, collectAnswer{Status: "created", Partner: partner.Key,
+		CookieDays: p.CookieDays, Attribution: p.Attribution}, nil
+}
+
+// referralKey reads the partner key from a landing URL: the program's
+// referral parameters in their order, then the path form /aff/KEY.
+func referralKey(raw string, params []string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	q := u.Query()
+	for _, name := range params {
+		if v := strings.TrimSpace(q.Get(name)); v != "" {
+			return limitKey(v)
+		}
+	}
+	segments := strings.Split(u.EscapedPath(), "/")
+	for i := 0; i+1 < len(segments); i++ {
+		if segments[i] == "aff" && segments[i+1] != "" {
+			if v, err := url.PathUnescape(segments[i+1]); err == nil {
+				return limitKey(v)
+			}
+		}
+	}
+	return ""
+}
+
+// limitKey drops keys no partner can have, sparing the lookup.
+func limitKey(k string) string {
+	if len(k) > maxKeyLen {
+		return ""
+	}
+	return k
+}
+
+// collectPreflight answers OPTIONS /collect. The script avoids preflights
+// (text/plain), but a merchant's own fetch may trigger one. It names no
+// program, so an origin is allowed when any program allows it; the POST
+// then checks the program's own list.
+func (s *Server) collectPreflight(c *fiber.Ctx) error {
+	c.Vary(fiber.HeaderOrigin)
+	budget, err := s.limits.perIP.Get(c.UserContext(), ipLimitKey(s.clientIP(c)))
+	if err != nil {
+		return err
+	}
+	setLimitHeaders(c, budget)
+	if budget.Reached {
+		return errRateLimited
+	}
+	origin := c.Get(fiber.HeaderOrigin)
+	if origin != "" {
+		all, err := s.store.AllAllowedOrigins(c.UserContext())
+		if err != nil {
+			return err
+		}
+		if originAllowed(origin, all) {
+			c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
+			c.Set(fiber.HeaderAccessControlAllowMethods, "POST")
+			c.Set(fiber.HeaderAccessControlAllowHeaders, "Content-Type")
+			c.Set(fiber.HeaderAccessControlMaxAge, preflightMaxAge)
+		}
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}

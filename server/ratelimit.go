@@ -1,0 +1,169 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/ulule/limiter/v3"
+	"github.com/ulule/limiter/v3/drivers/store/memory"
+)
+
+var errRateLimited = &Error{http.StatusTooManyRequests, "rate_limited", "Too many requests; try again after the time in Retry-After.", ""}
+
+// collectLimits are the two budgets of /collect: per client IP (checked
+// before anything touches the database) and per program (so one program's
+// traffic cannot starve the others of the single writer).
+type collectLimits struct {
+	perIP      *limiter.Limiter
+	perProgram *limiter.Limiter
+	proxies    trustedProxies
+}
+
+// newCollectLimits parses the configured rates and proxies, so a typo in a
+// flag stops the server at start instead of failing every request.
+func newCollectLimits(cfg Config) (*collectLimits, error) {
+	ipRate, err := limiter.NewRateFromFormatted(cfg.RateLimitIP)
+	if err != nil {
+		return nil, fmt.Errorf("rate limit per IP %q (want e.g. 120-M): %w", cfg.RateLimitIP, err)
+	}
+	programRate, err := limiter.NewRateFromFormatted(cfg.RateLimitProgram)
+	if err != nil {
+		return nil, fmt.Errorf("rate limit per program %q (want e.g. 60000-M): %w", cfg.RateLimitProgram, err)
+	}
+	proxies, err := parseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	// One store for both: the key prefixes keep them apart.
+	st := memory.NewStoreWithOptions(limiter.StoreOptions{Prefix: "collect", CleanUpInterval: time.Minute})
+	return &collectLimits{
+		perIP:      limiter.New(st, ipRate),
+		perProgram: limiter.New(st, programRate),
+		proxies:    proxies,
+	}, nil
+}
+
+// setLimitHeaders tells the client its budget; on the last straw it also
+// says when to come back.
+func setLimitHeaders(c *fiber.Ctx, lc limiter.Context) {
+	c.Set("X-RateLimit-Limit", strconv.FormatInt(lc.Limit, 10))
+	c.Set("X-RateLimit-Remaining", strconv.FormatInt(lc.Remaining, 10))
+	c.Set("X-RateLimit-Reset", strconv.FormatInt(lc.Reset, 10))
+	if lc.Reached {
+		wait := lc.Reset - time.Now().Unix()
+		if wait < 1 {
+			wait = 1
+		}
+		c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(wait, 10))
+	}
+}
+
+// trustedProxies are the reverse proxies whose X-Forwarded-For we believe.
+type trustedProxies []*net.IPNet
+
+func parseTrustedProxies(entries []string) (trustedProxies, error) {
+	var out trustedProxies
+	for _, e := range entries {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if strings.Contains(e, "/") {
+			_, n, err := net.ParseCIDR(e)
+			if err != nil {
+				return nil, fmt.Errorf("trusted proxy %q is not a CIDR such as 10.0.0.0/8", e)
+			}
+			out = append(out, n)
+			continue
+		}
+		ip := net.ParseIP(e)
+		if ip == nil {
+			return nil, fmt.Errorf("trusted proxy %q is not an IP address or CIDR", e)
+		}
+		bits := 128
+		if ip4 := ip.To4(); ip4 != nil {
+			ip, bits = ip4, 32
+		}
+		out = append(out, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+	}
+	return out, nil
+}
+
+func (t trustedProxies) contains(ip net.IP) bool {
+	for _, n := range t {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientIP is the address the per-IP limit keys on: the TCP peer, unless
+// the peer is a trusted proxy. Then X-Forwarded-For is read from the right,
+// where each trusted proxy appended the address it saw, and the first entry
+// that is not itself a trusted proxy is the client. The leftmost entries
+// are whatever the client chose to send, so they are never believed.
+func (s *Server) clientIP(c *fiber.Ctx) net.IP {
+	return s.limits.proxies.clientIP(c.Context().RemoteIP(), c.Request().Header.PeekAll(fiber.HeaderXForwardedFor))
+}
+
+func (t trustedProxies) clientIP(peer net.IP, forwardedFor [][]byte) net.IP {
+	peer = canonicalIP(peer)
+	if !t.contains(peer) {
+		return peer
+	}
+	var hops []string
+	for _, h := range forwardedFor {
+		hops = append(hops, strings.Split(string(h), ",")...)
+	}
+	client := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		ip := parseHop(hops[i])
+		if ip == nil {
+			// Only a client writes garbage: the trusted hop to the right of
+			// it is as close to the client as we can tell.
+			break
+		}
+		client = ip
+		if !t.contains(ip) {
+			break
+		}
+	}
+	return client
+}
+
+// parseHop reads one X-Forwarded-For entry; some proxies add a port.
+func parseHop(s string) net.IP {
+	s = strings.TrimSpace(s)
+	if ip := net.ParseIP(s); ip != nil {
+		return canonicalIP(ip)
+	}
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		if ip := net.ParseIP(host); ip != nil {
+			return canonicalIP(ip)
+		}
+	}
+	return nil
+}
+
+func canonicalIP(ip net.IP) net.IP {
+	if ip4 := ip.To4(); ip4 != nil {
+		return ip4
+	}
+	return ip
+}
+
+// ipLimitKey is the per-IP limiter key. An IPv6 user is handed a whole /64
+// and can pick any address in it, so the limit applies to the /64. The key
+// lives only in memory; no client IP is ever written to the database.
+func ipLimitKey(ip net.IP) string {
+	if ip.To4() == nil && len(ip) == net.IPv6len {
+		ip = ip.Mask(net.CIDRMask(64, 128))
+	}
+	return "ip:" + ip.String()
+}

@@ -1,0 +1,98 @@
+package server
+
+import (
+	"net"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+)
+
+func TestClientIP(t *testing.T) {
+	proxies, err := parseTrustedProxies([]string{"10.0.0.0/8", "192.0.2.1", " 2001:db8:ffff::/48 "})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{limits: &collectLimits{proxies: proxies}}
+	app := fiber.New()
+	for _, tc := range []struct {
+		name string
+		peer string
+		xff  []string // X-Forwarded-For header lines
+		want string
+	}{
+		{"direct client", "198.51.100.1", nil, "198.51.100.1"},
+		{"direct client inventing a hop", "198.51.100.1", []string{"203.0.113.9"}, "198.51.100.1"},
+		{"trusted proxy without header", "10.0.0.1", nil, "10.0.0.1"},
+		{"one proxy", "10.0.0.1", []string{"203.0.113.9"}, "203.0.113.9"},
+		{"spoofed leftmost entries", "10.0.0.1", []string{"6.6.6.6, 7.7.7.7, 203.0.113.9"}, "203.0.113.9"},
+		{"chain of trusted proxies", "192.0.2.1", []string{"6.6.6.6, 203.0.113.9, 10.1.2.3"}, "203.0.113.9"},
+		{"hops split over header lines", "10.0.0.1", []string{"6.6.6.6", "203.0.113.9, 10.3.3.3"}, "203.0.113.9"},
+		{"hop with a port", "10.0.0.1", []string{"203.0.113.9:51234"}, "203.0.113.9"},
+		{"IPv6 hop with a port", "10.0.0.1", []string{"[2001:db8::7]:443"}, "2001:db8::7"},
+		{"garbage left of trusted hops", "10.0.0.1", []string{"not-an-ip, 10.1.1.1"}, "10.1.1.1"},
+		{"garbage as the only hop", "10.0.0.1", []string{"unknown"}, "10.0.0.1"},
+		{"every hop trusted", "10.0.0.1", []string{"10.2.2.2, 10.1.1.1"}, "10.2.2.2"},
+		{"IPv6 proxy", "2001:db8:ffff::1", []string{"2001:db8:1::5"}, "2001:db8:1::5"},
+		{"untrusted IPv6 peer", "2001:db8:1::5", []string{"203.0.113.9"}, "2001:db8:1::5"},
+		{"IPv4-mapped peer", "::ffff:10.0.0.1", []string{"203.0.113.9"}, "203.0.113.9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fctx fasthttp.RequestCtx
+			var req fasthttp.Request
+			for _, h := range tc.xff {
+				req.Header.Add("X-Forwarded-For", h)
+			}
+			fctx.Init(&req, &net.TCPAddr{IP: net.ParseIP(tc.peer), Port: 40000}, nil)
+			c := app.AcquireCtx(&fctx)
+			defer app.ReleaseCtx(c)
+			if got := s.clientIP(c); got.String() != tc.want {
+				t.Errorf("clientIP = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestIPLimitKey(t *testing.T) {
+	for _, tc := range []struct{ ip, want string }{
+		{"203.0.113.9", "ip:203.0.113.9"},
+		{"::ffff:203.0.113.9", "ip:203.0.113.9"},
+		// One IPv6 user holds a /64: every address in it shares a budget.
+		{"2001:db8:1:2:aaaa::1", "ip:2001:db8:1:2::"},
+		{"2001:db8:1:2:bbbb::9", "ip:2001:db8:1:2::"},
+		{"2001:db8:1:3::1", "ip:2001:db8:1:3::"},
+	} {
+		if got := ipLimitKey(canonicalIP(net.ParseIP(tc.ip))); got != tc.want {
+			t.Errorf("ipLimitKey(%s) = %s, want %s", tc.ip, got, tc.want)
+		}
+	}
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	for _, tc := range []struct {
+		entries []string
+		ok      bool
+		inside  string
+		outside string
+	}{
+		{[]string{"10.0.0.0/8"}, true, "10.200.1.1", "11.0.0.1"},
+		{[]string{"192.0.2.1"}, true, "192.0.2.1", "192.0.2.2"},
+		{[]string{"::1"}, true, "::1", "::2"},
+		{[]string{"", " "}, true, "", "127.0.0.1"},
+		{[]string{"10.0.0.0/33"}, false, "", ""},
+		{[]string{"proxy.internal"}, false, "", ""},
+		{[]string{"10.0.0.1", "bad"}, false, "", ""},
+	} {
+		p, err := parseTrustedProxies(tc.entries)
+		if (err == nil) != tc.ok {
+			t.Errorf("%v: err %v, want ok=%v", tc.entries, err, tc.ok)
+			continue
+		}
+		if tc.inside != "" && !p.contains(canonicalIP(net.ParseIP(tc.inside))) {
+			t.Errorf("%v does not contain %s", tc.entries, tc.inside)
+		}
+		if tc.outside != "" && p.contains(canonicalIP(net.ParseIP(tc.outside))) {
+			t.Errorf("%v contains %s", tc.entries, tc.outside)
+		}
+	}
+}

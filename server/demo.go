@@ -2,12 +2,210 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/potrack/potrack/store"
+	"github.com/potrack/potrack/tracking"
 )
 
-// demoRoutes mounts the demo shop under /demo (issue 4).
-func (s *Server) demoRoutes(app *fiber.App) {}
+// The demo: `potrack serve --demo` on a new database creates a program with
+// JS tracking on for the server's own origin, a partner, and a small shop
+// under /demo/ that uses the real loader and po() calls. A newcomer follows
+// the partner's link, buys, and sees the sale in the admin page.
 
-// seedDemo fills a new database with a demo program (issue 4).
-func (s *Server) seedDemo(ctx context.Context) error { return nil }
+const (
+	demoProgramSetting = "demo_program_id"
+	demoPartnerKey     = "demo-partner"
+	demoProductPrice   = "49.00"
+	demoCurrency       = "USD"
+)
+
+var demoPages = []string{"landing", "product", "thanks"}
+
+// seedDemo fills a database that has no programs yet. On later starts it
+// finds the demo program again, for the banner and the shop pages.
+func (s *Server) seedDemo(ctx context.Context) error {
+	id, err := s.store.Setting(ctx, demoProgramSetting)
+	if err == nil {
+		if _, err := s.store.Program(ctx, id); err == nil {
+			s.demoProgramID = id
+		}
+		return nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	programs, err := s.store.Programs(ctx)
+	if err != nil || len(programs) > 0 {
+		return err
+	}
+
+	// createProgram is written for requests; a bare context of our own app
+	// lets the seed go through exactly the same path.
+	c := s.app.AcquireCtx(&fasthttp.RequestCtx{})
+	defer s.app.ReleaseCtx(c)
+	c.SetUserContext(ctx)
+	name, on := "Demo shop", true
+	origins := s.ownOrigins()
+	v, err := s.createProgram(c, &programJSONIn{Name: &name, JSTracking: &on, AllowedOrigins: &origins})
+	if err != nil {
+		return err
+	}
+	err = s.store.Write(ctx, func(tx *store.Tx) error {
+		p, err := tx.Program(v.ID)
+		if err != nil {
+			return err
+		}
+		if _, _, err := tracking.CreatePartner(tx, p, tracking.PartnerInput{Key: demoPartnerKey, Name: "Demo Partner", Email: "partner@example.com"}); err != nil {
+			return err
+		}
+		return tx.SetSetting(demoProgramSetting, v.ID)
+	})
+	if err != nil {
+		return err
+	}
+	s.demoProgramID = v.ID
+	return nil
+}
+
+// ownOrigins are the origins a browser on this machine reaches the server
+// at: the public URL's, or localhost and 127.0.0.1 on the listening port.
+func (s *Server) ownOrigins() []string {
+	var out []string
+	if u, err := url.Parse(s.cfg.PublicURL); err == nil && u.Host != "" {
+		if o, err := normalizeOrigin(u.Scheme + "://" + u.Host); err == nil {
+			out = append(out, o)
+		}
+	}
+	host, port, err := net.SplitHostPort(s.cfg.Addr)
+	if err != nil || port == "" {
+		port = "8080"
+	}
+	candidates := []string{"http://localhost:" + port, "http://127.0.0.1:" + port}
+	if host != "" && host != "0.0.0.0" && host != "::" {
+		candidates = append(candidates, "http://"+net.JoinHostPort(host, port))
+	}
+	for _, c := range candidates {
+		if o, err := normalizeOrigin(c); err == nil && !contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// baseURL is where the banner sends people: the public URL, or this
+// machine's port.
+func (s *Server) baseURL() string {
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL
+	}
+	_, port, err := net.SplitHostPort(s.cfg.Addr)
+	if err != nil || port == "" {
+		port = "8080"
+	}
+	return "http://localhost:" + port
+}
+
+// Banner is the start-up text: where the admin page is, the admin token
+// when it is known in clear, and the demo's referral link.
+func (s *Server) Banner() string {
+	base := s.baseURL()
+	var b strings.Builder
+	fmt.Fprintf(&b, "\npotrack is running.\n\n  Admin page:      %s/admin\n", base)
+	switch {
+	case s.GeneratedAdminToken != "":
+		fmt.Fprintf(&b, "  Admin token:     %s\n                   (generated now and stored hashed: it is not shown again)\n", s.GeneratedAdminToken)
+	case s.cfg.AdminToken != "":
+		fmt.Fprintf(&b, "  Admin token:     %s\n", s.cfg.AdminToken)
+	default:
+		b.WriteString("  Admin token:     the one printed on the first start (set POTRACK_ADMIN_TOKEN to choose one)\n")
+	}
+	if s.demoProgramID != "" {
+		fmt.Fprintf(&b, "\n  Demo: open the partner's referral link, buy something, then see the sale in the admin page:\n\n"+
+			"  Referral link:   %s/demo/?aff=%s\n", base, demoPartnerKey)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// demoRoutes mounts the demo shop under /demo.
+func (s *Server) demoRoutes(app *fiber.App) {
+	// Fiber routes are not strict: this is /demo and /demo/.
+	app.Get("/demo/", s.demoPage("landing"))
+	app.Get("/demo/product", s.demoPage("product"))
+	app.Get("/demo/thanks", s.demoPage("thanks"))
+}
+
+var demoOrderRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+type demoData struct {
+	Loader   template.HTML // the real loader snippet, as a merchant pastes it
+	Partner  string        // the referral cookie's partner, when set
+	Order    string
+	Customer string
+	Amount   string
+	Currency string
+	Price    string
+	AdminURL string
+}
+
+func (s *Server) demoPage(name string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if s.demoProgramID == "" {
+			return errNotFound.WithMessage("The demo shop exists only in a database seeded with --demo.")
+		}
+		p, err := s.store.Program(c.UserContext(), s.demoProgramID)
+		if errors.Is(err, store.ErrNotFound) {
+			return errNotFound.WithMessage("The demo program was deleted.")
+		}
+		if err != nil {
+			return err
+		}
+		v := s.viewProgram(c, p)
+		d := demoData{
+			// The loader is our own code, with both values JSON-encoded
+			// by snippet.Loader.
+			Loader:   template.HTML(v.Snippet),
+			Partner:  c.Cookies("partnero_partner"),
+			Amount:   demoProductPrice,
+			Currency: demoCurrency,
+			Price:    "$" + demoProductPrice,
+			AdminURL: "/admin/programs/" + url.PathEscape(p.ID) + "/transactions",
+		}
+		switch name {
+		case "product":
+			d.Order = "demo_" + randomToken(6)
+		case "thanks":
+			d.Order = c.Query("order")
+			if !demoOrderRe.MatchString(d.Order) {
+				return c.Redirect("/demo/product", fiber.StatusSeeOther)
+			}
+			d.Customer = "cust_" + d.Order
+		}
+		var b strings.Builder
+		if err := s.web.demo[name].ExecuteTemplate(&b, "layout", d); err != nil {
+			return err
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+		return c.SendString(b.String())
+	}
+}

@@ -29,6 +29,11 @@ type Server struct {
 	metrics   *metrics
 	adminHash string
 	script    *snippet.Asset
+	limits    *collectLimits
+	web       *adminWeb // the admin page's templates and session key
+
+	// demoProgramID is the program --demo seeded, when there is one.
+	demoProgramID string
 
 	// GeneratedAdminToken is set when this start created the admin token;
 	// it is shown once and never stored in clear.
@@ -48,6 +53,9 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 	st.Batches = func(n int) { s.metrics.batches.Observe(float64(n)) }
 
 	var err error
+	if s.limits, err = newCollectLimits(cfg); err != nil {
+		return nil, err
+	}
 	if s.adminHash, s.GeneratedAdminToken, err = ensureAdminToken(context.Background(), st, cfg.AdminToken); err != nil {
 		return nil, err
 	}
@@ -113,7 +121,6 @@ func (s *Server) routes() {
 	s.adminWebRoutes(app)
 	s.demoRoutes(app)
 
-	app.Use(func(c *fiber.Ctx) error { return errNotFound })
 }
 
 func (s *Server) healthz(c *fiber.Ctx) error {

@@ -1,0 +1,100 @@
+package server
+
+import (
+	"html/template"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bojanz/currency"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/potrack/potrack/rules"
+)
+
+// How the admin page shows money, dates and lists.
+
+var moneyFormatter = currency.NewFormatter(currency.NewLocale("en"))
+
+// formatMoney writes an amount the way a merchant reads it: "$1,234.50",
+// "¥1,000", "CHF 12.00".
+func formatMoney(m rules.Money) string {
+	a, err := currency.NewAmountFromInt64(m.Minor, m.Currency)
+	if err != nil {
+		return m.String() + " " + m.Currency
+	}
+	return moneyFormatter.Format(a)
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2 Jan 2006, 15:04") + " UTC"
+}
+
+func formatDate(t time.Time) string { return t.UTC().Format("2 Jan 2006") }
+
+var templateFuncs = template.FuncMap{
+	"money":    formatMoney,
+	"datetime": formatTime,
+	"date":     formatDate,
+	"join":     strings.Join,
+	"add":      func(a, b int) int { return a + b },
+	"errtext":  errorText,
+}
+
+// errorText is a refused form's message, prefixed with the part of the
+// form it is about when the field alone would not say.
+func errorText(e *Error) string {
+	msg := upperFirst(e.Message)
+	if !strings.HasSuffix(msg, ".") {
+		msg += "."
+	}
+	if label := fieldLabel(e.Field); label != "" {
+		return label + ": " + msg
+	}
+	return msg
+}
+
+// webPageSize is how many rows a list page shows.
+const webPageSize = 25
+
+// pager is the position in a paginated list and the links around it.
+type pager struct {
+	Page, Last, Total, From, To int
+	Prev, Next                  string
+}
+
+// pageNumber reads ?page=, falling back to the first page on nonsense.
+func pageNumber(c *fiber.Ctx) int {
+	n, err := strconv.Atoi(c.Query("page"))
+	if err != nil || n < 1 || n > 1_000_000 {
+		return 1
+	}
+	return n
+}
+
+func newPager(c *fiber.Ctx, page, total, shown int) pager {
+	p := pager{Page: page, Total: total, Last: max(1, (total+webPageSize-1)/webPageSize)}
+	if shown > 0 {
+		p.From = (page-1)*webPageSize + 1
+		p.To = p.From + shown - 1
+	}
+	link := func(n int) string {
+		q := url.Values{}
+		for k, v := range c.Queries() {
+			q.Set(k, v)
+		}
+		q.Set("page", strconv.Itoa(n))
+		return c.Path() + "?" + q.Encode()
+	}
+	if page > 1 {
+		p.Prev = link(min(page-1, p.Last))
+	}
+	if page < p.Last {
+		p.Next = link(page + 1)
+	}
+	return p
+}

@@ -1,0 +1,655 @@
+package server
+
+import (
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/potrack/potrack/store"
+)
+
+// webClient is a signed-in browser as far as the HTTP side can tell: the
+// session cookie and the CSRF token of its pages.
+type webClient struct {
+	ts     *testServer
+	cookie string
+	csrf   string
+}
+
+var csrfRe = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+
+// signIn posts the admin token to the sign-in form and reads the CSRF token
+// off the programs page.
+func (ts *testServer) signIn() *webClient {
+	ts.t.Helper()
+	r := ts.request("POST", "/admin/login", "token="+url.QueryEscape(testAdminToken),
+		"Content-Type", "application/x-www-form-urlencoded")
+	if r.Status != 303 {
+		ts.t.Fatalf("sign in: %d %s", r.Status, r.Body)
+	}
+	cookie := sessionCookieOf(r)
+	if cookie == "" {
+		ts.t.Fatalf("sign in set no session cookie: %v", r.Header)
+	}
+	w := &webClient{ts: ts, cookie: cookie}
+	page := w.get("/admin")
+	if page.Status != 200 {
+		ts.t.Fatalf("programs page after sign-in: %d", page.Status)
+	}
+	m := csrfRe.FindStringSubmatch(page.Body)
+	if m == nil {
+		ts.t.Fatalf("no CSRF token on the programs page")
+	}
+	w.csrf = m[1]
+	return w
+}
+
+func sessionCookieOf(r *response) string {
+	for _, c := range r.Header.Values("Set-Cookie") {
+		if v, ok := strings.CutPrefix(c, sessionCookie+"="); ok {
+			v, _, _ = strings.Cut(v, ";")
+			return v
+		}
+	}
+	return ""
+}
+
+func (w *webClient) get(path string) *response {
+	w.ts.t.Helper()
+	return w.ts.request("GET", path, "", "Cookie", sessionCookie+"="+w.cookie)
+}
+
+// post sends a form with the session's CSRF token (unless values sets its
+// own) and extra header pairs.
+func (w *webClient) post(path string, values url.Values, headers ...string) *response {
+	w.ts.t.Helper()
+	if values == nil {
+		values = url.Values{}
+	}
+	if _, ok := values["csrf"]; !ok {
+		values.Set("csrf", w.csrf)
+	}
+	h := append([]string{"Cookie", sessionCookie + "=" + w.cookie, "Content-Type", "application/x-www-form-urlencoded"}, headers...)
+	return w.ts.request("POST", path, values.Encode(), h...)
+}
+
+func TestAdminWebSignIn(t *testing.T) {
+	ts := newTestServer(t)
+	form := "Content-Type"
+	urlencoded := "application/x-www-form-urlencoded"
+	tests := []struct {
+		name      string
+		token     string
+		headers   []string
+		status    int
+		setCookie bool
+	}{
+		{"right token", testAdminToken, nil, 303, true},
+		{"wrong token", "nope", nil, 401, false},
+		{"empty token", "", nil, 401, false},
+		{"token with a space added", testAdminToken + "x", nil, 401, false},
+		{"right token from another site", testAdminToken, []string{"Origin", "https://evil.example"}, 403, false},
+		{"right token, same origin", testAdminToken, []string{"Origin", "http://example.com"}, 303, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := append([]string{form, urlencoded}, tt.headers...)
+			r := ts.request("POST", "/admin/login", "token="+url.QueryEscape(tt.token), h...)
+			if r.Status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tt.status, r.Body)
+			}
+			if got := sessionCookieOf(r) != ""; got != tt.setCookie {
+				t.Fatalf("session cookie set: %v, want %v", got, tt.setCookie)
+			}
+			if tt.status == 401 && !strings.Contains(r.Body, "That admin token is not right") {
+				t.Errorf("the sign-in page does not say the token was wrong:\n%s", r.Body)
+			}
+		})
+	}
+
+	t.Run("cookie flags", func(t *testing.T) {
+		r := ts.request("POST", "/admin/login", "token="+testAdminToken, form, urlencoded)
+		raw := strings.Join(r.Header.Values("Set-Cookie"), "\n")
+		for _, want := range []string{"HttpOnly", "SameSite=Strict", "path=/admin"} {
+			if !strings.Contains(strings.ToLower(raw), strings.ToLower(want)) {
+				t.Errorf("Set-Cookie %q lacks %s", raw, want)
+			}
+		}
+		if strings.Contains(strings.ToLower(raw), "secure") {
+			t.Errorf("Set-Cookie %q is Secure on plain http", raw)
+		}
+	})
+	t.Run("secure behind an https public URL", func(t *testing.T) {
+		ts := newTestServer(t, func(c *Config) { c.PublicURL = "https://track.example" })
+		r := ts.request("POST", "/admin/login", "token="+testAdminToken, form, urlencoded)
+		if raw := strings.Join(r.Header.Values("Set-Cookie"), "\n"); !strings.Contains(strings.ToLower(raw), "secure") {
+			t.Errorf("Set-Cookie %q is not Secure", raw)
+		}
+	})
+	t.Run("next stays inside the admin page", func(t *testing.T) {
+		for next, want := range map[string]string{
+			"/admin/programs/x":      "/admin/programs/x",
+			"https://evil.example/":  "/admin",
+			"//evil.example/admin":   "/admin",
+			"/admin\\@evil.example":  "/admin",
+			"/adminx/../../evil":     "/adminx/../../evil", // stays on this host
+			"/admin/login?next=/foo": "/admin",
+		} {
+			r := ts.request("POST", "/admin/login", "token="+testAdminToken+"&next="+url.QueryEscape(next), form, urlencoded)
+			if got := r.Header.Get("Location"); got != want {
+				t.Errorf("next=%q: redirected to %q, want %q", next, got, want)
+			}
+		}
+	})
+}
+
+func TestAdminWebRequiresSession(t *testing.T) {
+	ts := newTestServer(t)
+	p := ts.createProgram("")
+	pages := []string{"/admin", "/admin/programs/" + p.ID, "/admin/programs/" + p.ID + "/partners",
+		"/admin/programs/" + p.ID + "/customers", "/admin/programs/" + p.ID + "/transactions",
+		"/admin/programs/" + p.ID + "/refund?key=x"}
+	cookies := map[string]string{
+		"no cookie":       "",
+		"garbage cookie":  sessionCookie + "=garbage",
+		"forged cookie":   sessionCookie + "=9999999999.abc." + strings.Repeat("0", 64),
+		"expired session": "",
+	}
+	// An expired but correctly signed session.
+	key, err := ts.signingKey(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookies["expired session"] = sessionCookie + "=1000.nonce." + mac(key, "session", "1000", "nonce")
+
+	for name, cookie := range cookies {
+		for _, path := range pages {
+			t.Run(name+" GET "+path, func(t *testing.T) {
+				r := ts.request("GET", path, "", "Cookie", cookie)
+				if r.Status != 303 || !strings.HasPrefix(r.Header.Get("Location"), "/admin/login?next=") {
+					t.Fatalf("status %d to %q, want 303 to the sign-in page", r.Status, r.Header.Get("Location"))
+				}
+			})
+		}
+		forms := map[string]url.Values{
+			"/admin/programs": {"name": {"Sneaky"}},
+			"/admin/programs/" + p.ID + "/settings/tracking":         {"js_tracking": {"on"}},
+			"/admin/programs/" + p.ID + "/settings/origins-add":      {"origin": {"https://evil.example"}},
+			"/admin/programs/" + p.ID + "/partners":                  {"key": {"sneaky"}},
+			"/admin/programs/" + p.ID + "/rotate":                    {"secret": {"api_key"}},
+			"/admin/programs/" + p.ID + "/refund":                    {"key": {"x"}},
+			"/admin/logout":                                          {},
+			"/admin/programs/" + p.ID + "/settings/commission":       {"type": {"fixed"}, "value": {"1"}},
+			"/admin/programs/" + p.ID + "/settings/signature":        {"js_require_signature": {"on"}},
+			"/admin/programs/" + p.ID + "/settings/general":          {"name": {"x"}},
+			"/admin/programs/" + p.ID + "/settings/origins-remove":   {"origin": {"x"}},
+			"/admin/programs/" + p.ID + "/settings/unknown-section":  {},
+			"/admin/programs/no-such-program/settings/tracking":      {"js_tracking": {"on"}},
+			"/admin/programs/" + p.ID + "/partners?created=1&page=2": {"key": {"sneaky2"}},
+		}
+		for path, values := range forms {
+			t.Run(name+" POST "+path, func(t *testing.T) {
+				r := ts.request("POST", path, values.Encode(), "Cookie", cookie, "Content-Type", "application/x-www-form-urlencoded")
+				if r.Status != 403 {
+					t.Fatalf("status %d, want 403", r.Status)
+				}
+			})
+		}
+	}
+	if n := ts.count(`SELECT count(*) FROM programs`); n != 1 {
+		t.Errorf("%d programs, want 1: a refused form changed data", n)
+	}
+	if n := ts.count(`SELECT count(*) FROM partners`); n != 0 {
+		t.Errorf("%d partners, want 0: a refused form changed data", n)
+	}
+	if n := ts.count(`SELECT count(*) FROM programs WHERE js_tracking = 1 OR allowed_origins != '[]'`); n != 0 {
+		t.Errorf("a refused form changed the program's settings")
+	}
+}
+
+func TestAdminWebRequiresCSRF(t *testing.T) {
+	ts := newTestServer(t)
+	w := ts.signIn()
+	p := ts.createProgram("")
+	other := ts.signIn() // another session: its token must not work for w
+
+	tests := []struct {
+		name    string
+		csrf    []string // nil: the right token
+		headers []string
+		status  int
+	}{
+		{"no token", []string{}, nil, 403},
+		{"empty token", []string{""}, nil, 403},
+		{"wrong token", []string{strings.Repeat("a", 64)}, nil, 403},
+		{"another session's token", []string{other.csrf}, nil, 403},
+		{"right token from another site", nil, []string{"Origin", "https://evil.example"}, 403},
+		{"right token, referer of another site", nil, []string{"Referer", "https://evil.example/admin"}, 403},
+		{"right token, same origin", nil, []string{"Origin", "http://example.com"}, 303},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			values := url.Values{"js_tracking": {"on"}}
+			if tt.csrf != nil {
+				values["csrf"] = tt.csrf
+			}
+			r := w.post("/admin/programs/"+p.ID+"/settings/tracking", values, tt.headers...)
+			if r.Status != tt.status {
+				t.Fatalf("status %d, want %d", r.Status, tt.status)
+			}
+			on := ts.count(`SELECT js_tracking FROM programs WHERE id = ?`, p.ID)
+			if want := map[bool]int{true: 1, false: 0}[tt.status == 303]; on != want {
+				t.Fatalf("js_tracking = %d, want %d", on, want)
+			}
+			if tt.status == 403 && !strings.Contains(r.Body, "<!doctype html>") {
+				t.Errorf("the refusal is not an HTML page: %s", r.Body)
+			}
+		})
+	}
+
+	t.Run("creating a program without a token stores nothing", func(t *testing.T) {
+		r := w.post("/admin/programs", url.Values{"name": {"X"}, "csrf": {""}})
+		if r.Status != 403 || ts.count(`SELECT count(*) FROM programs`) != 1 {
+			t.Fatalf("status %d, %d programs", r.Status, ts.count(`SELECT count(*) FROM programs`))
+		}
+	})
+	t.Run("sign-out ends the session in the browser", func(t *testing.T) {
+		r := other.post("/admin/logout", nil)
+		if r.Status != 303 || r.Header.Get("Location") != "/admin/login" {
+			t.Fatalf("sign out: %d %s", r.Status, r.Header.Get("Location"))
+		}
+		if c := sessionCookieOf(r); c != "" {
+			t.Fatalf("sign-out set a session cookie %q", c)
+		}
+	})
+}
+
+func TestAdminWebChangedTokenEndsSessions(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "potrack.db")
+	first := newTestServer(t, func(c *Config) { c.DB = db })
+	w := first.signIn()
+	first.store.Close()
+
+	st, err := store.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for token, want := range map[string]int{testAdminToken: 200, "another-token": 303} {
+		srv, err := New(Config{DB: db, AdminToken: token}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := &testServer{Server: srv, t: t, store: st, dir: dir}
+		if r := ts.request("GET", "/admin", "", "Cookie", sessionCookie+"="+w.cookie); r.Status != want {
+			t.Errorf("admin token %q: status %d, want %d", token, r.Status, want)
+		}
+	}
+}
+
+func TestAdminWebEscapesWhatItShows(t *testing.T) {
+	ts := newTestServer(t)
+	w := ts.signIn()
+	const evil = `<script>alert(1)</script>`
+	r := w.post("/admin/programs", url.Values{"name": {evil}})
+	if r.Status != 201 {
+		t.Fatalf("create program: %d %s", r.Status, r.Body)
+	}
+	var id string
+	if m := regexp.MustCompile(`/admin/programs/([a-z0-9]+)/partners`).FindStringSubmatch(r.Body); m != nil {
+		id = m[1]
+	} else {
+		t.Fatal("no program link on the created program's page")
+	}
+	r = w.post("/admin/programs/"+id+"/partners", url.Values{"key": {`k"><b>`}, "name": {evil}, "email": {"a@example.com"}})
+	if r.Status != 303 {
+		t.Fatalf("create partner: %d %s", r.Status, r.Body)
+	}
+	if n := ts.count(`SELECT count(*) FROM partners WHERE name = ?`, evil); n != 1 {
+		t.Fatalf("partner stored %d times", n)
+	}
+	for _, path := range []string{"/admin", "/admin/programs/" + id, "/admin/programs/" + id + "/partners"} {
+		page := w.get(path)
+		if page.Status != 200 {
+			t.Fatalf("%s: %d", path, page.Status)
+		}
+		if strings.Contains(page.Body, evil) || strings.Contains(page.Body, `"><b>`) {
+			t.Errorf("%s shows markup unescaped", path)
+		}
+		if !strings.Contains(page.Body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+			t.Errorf("%s does not show the name as text", path)
+		}
+	}
+}
+
+// programWithSale creates a program and a referred, rewarded sale through the
+// REST API.
+func (ts *testServer) programWithSale(t *testing.T) testProgram {
+	t.Helper()
+	p := ts.createProgram(`{"name":"Shop","commission":{"type":"percent","value":"20"}}`)
+	if r := ts.api(p, "POST", "/v1/partners", `{"key":"alice","name":"Alice"}`); r.Status != 201 {
+		t.Fatalf("partner: %d %s", r.Status, r.Body)
+	}
+	r := ts.api(p, "POST", "/v1/transactions", `{"key":"order-1","amount":"25.00","customer":{"key":"c1","partner":{"key":"alice"}},"options":{"create_customer":true}}`)
+	if r.Status != 201 {
+		t.Fatalf("transaction: %d %s", r.Status, r.Body)
+	}
+	return p
+}
+
+func TestAdminWebProgramSettings(t *testing.T) {
+	ts := newTestServer(t)
+	w := ts.signIn()
+	p := ts.createProgram("")
+	base := "/admin/programs/" + p.ID
+	tests := []struct {
+		name     string
+		section  string
+		values   url.Values
+		status   int
+		pageText string // on the answer (422) or after following the redirect (303)
+		check    string // SQL that must count 1
+	}{
+		{"turn JS tracking on", "tracking", url.Values{"js_tracking": {"on"}}, 303, "JS tracking settings saved",
+			`SELECT count(*) FROM programs WHERE js_tracking = 1`},
+		{"require signatures", "signature", url.Values{"js_require_signature": {"on"}}, 303, "Required",
+			`SELECT count(*) FROM programs WHERE js_require_signature = 1`},
+		{"add an origin", "origins-add", url.Values{"origin": {"HTTPS://Shop.Example/"}}, 303, "https://shop.example",
+			`SELECT count(*) FROM programs WHERE allowed_origins = '["https://shop.example"]'`},
+		{"add a wildcard origin", "origins-add", url.Values{"origin": {"https://*.shop.example"}}, 303, "https://*.shop.example",
+			`SELECT count(*) FROM programs WHERE allowed_origins = '["https://shop.example","https://*.shop.example"]'`},
+		{"refuse an origin with a path", "origins-add", url.Values{"origin": {"https://shop.example/cart"}}, 422, "without a path",
+			`SELECT count(*) FROM programs WHERE allowed_origins = '["https://shop.example","https://*.shop.example"]'`},
+		{"refuse a non-origin", "origins-add", url.Values{"origin": {"javascript:alert(1)"}}, 422, "is not an origin",
+			`SELECT count(*) FROM programs WHERE allowed_origins = '["https://shop.example","https://*.shop.example"]'`},
+		{"refuse an empty origin", "origins-add", url.Values{"origin": {" "}}, 422, "Enter an origin",
+			`SELECT count(*) FROM programs WHERE allowed_origins = '["https://shop.example","https://*.shop.example"]'`},
+		{"remove an origin", "origins-remove", url.Values{"origin": {"https://shop.example"}}, 303, "Allowed origins saved",
+			`SELECT count(*) FROM programs WHERE allowed_origins = '["https://*.shop.example"]'`},
+		{"save settings", "general", url.Values{"name": {"Renamed"}, "currency": {"eur"}, "cookie_days": {"60"},
+			"referral_params": {"aff, ref"}, "attribution": {"first"}}, 303, "Renamed",
+			`SELECT count(*) FROM programs WHERE name = 'Renamed' AND currency = 'EUR' AND cookie_days = 60
+				AND referral_params = '["aff","ref"]' AND attribution = 'first'`},
+		{"refuse cookie days", "general", url.Values{"name": {"X"}, "currency": {"EUR"}, "cookie_days": {"many"},
+			"referral_params": {"aff"}, "attribution": {"last"}}, 422, "Cookie lifetime must be a whole number",
+			`SELECT count(*) FROM programs WHERE name = 'Renamed'`},
+		{"refuse a currency", "general", url.Values{"name": {"X"}, "currency": {"XXXX"}, "cookie_days": {"30"},
+			"referral_params": {"aff"}, "attribution": {"last"}}, 422, "ISO 4217",
+			`SELECT count(*) FROM programs WHERE name = 'Renamed'`},
+		{"save commission with overrides", "commission", url.Values{"type": {"percent"}, "value": {"12.5"},
+			"limit_type": {"transactions"}, "limit_value": {"3"}, "rule_rows": {"3"},
+			"rule_0_match": {"product_id"}, "rule_0_product": {"pro"}, "rule_0_type": {"fixed"}, "rule_0_value": {"5.00"}, "rule_0_limit_type": {"lifetime"},
+			"rule_1_match": {"product_type"}, "rule_1_product": {"course"}, "rule_1_type": {"percent"}, "rule_1_value": {"30"}, "rule_1_limit_type": {"days"}, "rule_1_limit_value": {"90"},
+			"rule_2_match": {"product_id"}, "rule_2_product": {""}, "rule_2_type": {"percent"}},
+			303, "Commission rules saved",
+			`SELECT count(*) FROM programs WHERE commission = '{"type":"percent","value":"12.5","limit":{"type":"transactions","value":3},"rules":[` +
+				`{"product_id":"pro","type":"fixed","value":"5.00"},{"product_type":"course","type":"percent","value":"30","limit":{"type":"days","value":90}}]}'`},
+		{"remove an override", "commission", url.Values{"type": {"percent"}, "value": {"12.5"}, "limit_type": {"lifetime"}, "rule_rows": {"2"},
+			"rule_0_match": {"product_id"}, "rule_0_product": {"pro"}, "rule_0_type": {"fixed"}, "rule_0_value": {"5.00"}, "rule_0_remove": {"on"},
+			"rule_1_match": {"product_type"}, "rule_1_product": {"course"}, "rule_1_type": {"percent"}, "rule_1_value": {"30"}},
+			303, "Commission rules saved",
+			`SELECT count(*) FROM programs WHERE commission = '{"type":"percent","value":"12.5","rules":[{"product_type":"course","type":"percent","value":"30"}]}'`},
+		{"refuse a percent over 100", "commission", url.Values{"type": {"percent"}, "value": {"120"}, "limit_type": {"lifetime"}},
+			422, "Default commission: Value must be a percentage", `SELECT count(*) FROM programs WHERE commission LIKE '%"12.5"%'`},
+		{"refuse a bad override", "commission", url.Values{"type": {"percent"}, "value": {"10"}, "rule_rows": {"1"},
+			"rule_0_match": {"product_id"}, "rule_0_product": {"pro"}, "rule_0_type": {"fixed"}, "rule_0_value": {"1.234"}},
+			422, "Product rule 1:", `SELECT count(*) FROM programs WHERE commission LIKE '%"12.5"%'`},
+		{"refuse a bad limit", "commission", url.Values{"type": {"percent"}, "value": {"10"}, "limit_type": {"days"}, "limit_value": {"soon"}},
+			422, "whole number", `SELECT count(*) FROM programs WHERE commission LIKE '%"12.5"%'`},
+		{"refuse an unknown section", "nope", url.Values{}, 404, "Not found", `SELECT count(*) FROM programs WHERE name = 'Renamed'`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := w.post(base+"/settings/"+tt.section, tt.values)
+			if r.Status != tt.status {
+				t.Fatalf("status %d, want %d:\n%s", r.Status, tt.status, r.Body)
+			}
+			body := r.Body
+			if r.Status == 303 {
+				body = w.get(r.Header.Get("Location")).Body
+			}
+			if !strings.Contains(body, tt.pageText) {
+				t.Errorf("page lacks %q:\n%s", tt.pageText, body)
+			}
+			if n := ts.count(tt.check); n != 1 {
+				t.Errorf("%s counted %d, want 1", tt.check, n)
+			}
+		})
+	}
+}
+
+func TestAdminWebRotateSecret(t *testing.T) {
+	ts := newTestServer(t)
+	w := ts.signIn()
+	p := ts.createProgram("")
+	r := w.post("/admin/programs/"+p.ID+"/rotate", url.Values{"secret": {"api_key"}})
+	if r.Status != 200 {
+		t.Fatalf("rotate: %d %s", r.Status, r.Body)
+	}
+	m := regexp.MustCompile(`<code id="secret-0" class="secret">(pk_[a-z0-9]+)</code>`).FindStringSubmatch(r.Body)
+	if m == nil {
+		t.Fatalf("the new API key is not shown:\n%s", r.Body)
+	}
+	if got := ts.api(p, "GET", "/v1/transactions", "").Status; got != 401 {
+		t.Errorf("old key: %d, want 401", got)
+	}
+	if got := ts.api(testProgram{APIKey: m[1]}, "GET", "/v1/transactions", "").Status; got != 200 {
+		t.Errorf("new key: %d, want 200", got)
+	}
+	if strings.Contains(w.get("/admin/programs/"+p.ID).Body, m[1]) {
+		t.Error("the program page shows the API key again")
+	}
+	if r := w.post("/admin/programs/"+p.ID+"/rotate", url.Values{"secret": {"admin"}}); r.Status != 422 {
+		t.Errorf("unknown secret: %d, want 422", r.Status)
+	}
+}
+
+func TestAdminWebPartners(t *testing.T) {
+	ts := newTestServer(t)
+	w := ts.signIn()
+	p := ts.createProgram(`{"name":"Shop","allowed_origins":["https://*.shop.example","https://shop.example"]}`)
+	base := "/admin/programs/" + p.ID + "/partners"
+	tests := []struct {
+		name   string
+		values url.Values
+		status int
+		text   string
+	}{
+		{"add", url.Values{"key": {"jane"}, "name": {"Jane"}, "email": {"jane@example.com"}}, 303, "https://shop.example/?aff=jane"},
+		{"same key again", url.Values{"key": {"jane"}, "name": {"Jane"}, "email": {"jane@example.com"}}, 422, "already has this key"},
+		{"no key", url.Values{"key": {""}, "name": {"Nobody"}}, 422, "key is required"},
+		{"bad email", url.Values{"key": {"bob"}, "email": {"not an email"}}, 422, "not an email"},
+		{"key that needs escaping in a link", url.Values{"key": {"a b&c"}}, 303, "https://shop.example/?aff=a%20b%26c"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := w.post(base, tt.values)
+			if r.Status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tt.status, r.Body)
+			}
+			body := r.Body
+			if r.Status == 303 {
+				body = w.get(r.Header.Get("Location")).Body
+			}
+			if !strings.Contains(body, tt.text) {
+				t.Errorf("page lacks %q:\n%s", tt.text, body)
+			}
+		})
+	}
+	if n := ts.count(`SELECT count(*) FROM partners WHERE program_id = ?`, p.ID); n != 2 {
+		t.Errorf("%d partners stored, want 2", n)
+	}
+	t.Run("link falls back to the public URL", func(t *testing.T) {
+		q := ts.createProgram(`{"name":"No origins"}`)
+		w.post("/admin/programs/"+q.ID+"/partners", url.Values{"key": {"zed"}})
+		if body := w.get("/admin/programs/" + q.ID + "/partners").Body; !strings.Contains(body, "http://example.com/?aff=zed") {
+			t.Errorf("no link on this server:\n%s", body)
+		}
+	})
+}
+
+func TestAdminWebListsPaginate(t *testing.T) {
+	ts := newTestServer(t)
+	w := ts.signIn()
+	p := ts.createProgram("")
+	for i := range webPageSize + 3 {
+		key := "p" + strings.Repeat("x", i)
+		if r := ts.api(p, "POST", "/v1/partners", `{"key":"`+key+`"}`); r.Status != 201 {
+			t.Fatal(r.Body)
+		}
+	}
+	first := w.get("/admin/programs/" + p.ID + "/partners")
+	if !strings.Contains(first.Body, "1–25 of 28") || !strings.Contains(first.Body, "page=2") {
+		t.Fatalf("first page has no pager:\n%s", first.Body)
+	}
+	second := w.get("/admin/programs/" + p.ID + "/partners?page=2")
+	if !strings.Contains(second.Body, "26–28 of 28") {
+		t.Fatalf("second page:\n%s", second.Body)
+	}
+	if got := strings.Count(second.Body, `data-copy="link-`); got != 3 {
+		t.Errorf("second page shows %d partners, want 3", got)
+	}
+	if r := w.get("/admin/programs/" + p.ID + "/partners?page=-1"); r.Status != 200 {
+		t.Errorf("nonsense page number: %d", r.Status)
+	}
+}
+
+func TestAdminWebEmptyStates(t *testing.T) {
+	ts := newTestServer(t)
+	w := ts.signIn()
+	if body := w.get("/admin").Body; !strings.Contains(body, "No programs yet") {
+		t.Errorf("programs page has no empty state")
+	}
+	p := ts.createProgram("")
+	for path, want := range map[string]string{
+		"/partners":     "No partners yet",
+		"/customers":    "No customers yet",
+		"/transactions": "No transactions yet",
+		"":              "No origins yet",
+	} {
+		if body := w.get("/admin/programs/" + p.ID + path).Body; !strings.Contains(body, want) {
+			t.Errorf("%s lacks %q", path, want)
+		}
+	}
+	if r := w.get("/admin/programs/nope"); r.Status != 404 || !strings.Contains(r.Body, "No program has this id") {
+		t.Errorf("unknown program: %d %s", r.Status, r.Body)
+	}
+	if r := w.get("/admin/nowhere"); r.Status != 404 || !strings.Contains(r.Body, "<!doctype html>") {
+		t.Errorf("unknown admin page: %d %s", r.Status, r.Body)
+	}
+	if r := ts.admin("GET", "/admin/api/nowhere", ""); r.Status != 404 || !strings.Contains(r.Body, `"code":"not_found"`) {
+		t.Errorf("unknown admin API path: %d %s", r.Status, r.Body)
+	}
+}
+
+func TestAdminWebTransactionsAndRefund(t *testing.T) {
+	ts := newTestServer(t)
+	w := ts.signIn()
+	p := ts.programWithSale(t)
+	if r := ts.api(p, "POST", "/v1/transactions", `{"key":"unreferred","amount":"10.00","customer":{"key":"c2"},"options":{"create_customer":true}}`); r.Status != 201 {
+		t.Fatalf("transaction: %d %s", r.Status, r.Body)
+	}
+	base := "/admin/programs/" + p.ID
+
+	page := w.get(base + "/transactions")
+	for _, want := range []string{`data-key="order-1"`, "$25.00", "$5.00", "to alice", "Paid", `id="total-sales">$35.00`, `id="total-rewards">$5.00`, "<svg", `class="bar-sales"`, `id="partner-totals"`} {
+		if !strings.Contains(page.Body, want) {
+			t.Errorf("transactions page lacks %q", want)
+		}
+	}
+	filters := map[string][]string{
+		"?partner=alice":       {"order-1"},
+		"?source=api":          {"order-1", "unreferred"},
+		"?source=js":           {},
+		"?status=refunded":     {},
+		"?partner=nobody":      {},
+		"?source=<b>&status=x": {"order-1", "unreferred"}, // unknown values do not filter
+	}
+	for q, want := range filters {
+		body := w.get(base + "/transactions" + q).Body
+		if got := strings.Count(body, "data-key="); got != len(want) {
+			t.Errorf("%s: %d rows, want %d", q, got, len(want))
+		}
+	}
+
+	confirm := w.get(base + "/refund?key=order-1")
+	if confirm.Status != 200 || !strings.Contains(confirm.Body, "Refund this transaction?") || !strings.Contains(confirm.Body, `id="confirm-refund"`) {
+		t.Fatalf("confirmation page: %d %s", confirm.Status, confirm.Body)
+	}
+	if n := ts.count(`SELECT count(*) FROM transactions WHERE status = 'refunded'`); n != 0 {
+		t.Fatal("the confirmation page refunded already")
+	}
+	if r := w.get(base + "/refund?key=missing"); r.Status != 404 {
+		t.Errorf("refund page of a missing transaction: %d", r.Status)
+	}
+	if r := w.post(base+"/refund", url.Values{"key": {"missing"}}); r.Status != 404 {
+		t.Errorf("refund of a missing transaction: %d", r.Status)
+	}
+
+	r := w.post(base+"/refund", url.Values{"key": {"order-1"}})
+	if r.Status != 303 {
+		t.Fatalf("refund: %d %s", r.Status, r.Body)
+	}
+	if n := ts.count(`SELECT count(*) FROM transactions WHERE key = 'order-1' AND status = 'refunded'`); n != 1 {
+		t.Fatal("transaction not refunded")
+	}
+	if n := ts.count(`SELECT count(*) FROM rewards WHERE status = 'reversed' AND reversed_minor = 500`); n != 1 {
+		t.Fatal("reward not reversed")
+	}
+	after := w.get(r.Header.Get("Location")).Body
+	for _, want := range []string{"refunded and its partner", "Refunded", "Reversed", `id="total-rewards">$0.00`, `id="total-sales">$10.00`} {
+		if !strings.Contains(after, want) {
+			t.Errorf("after the refund the page lacks %q", want)
+		}
+	}
+	if r := w.post(base+"/refund", url.Values{"key": {"order-1"}}); r.Status != 303 {
+		t.Errorf("second refund: %d", r.Status)
+	}
+}
+
+func TestAdminWebStaticAssets(t *testing.T) {
+	ts := newTestServer(t)
+	for _, a := range []staticAsset{ts.web.css, ts.web.js} {
+		r := ts.request("GET", a.url, "")
+		if r.Status != 200 || r.Header.Get("ETag") != a.etag || !strings.Contains(r.Header.Get("Cache-Control"), "immutable") {
+			t.Errorf("%s: %d %v", a.url, r.Status, r.Header)
+		}
+		if r := ts.request("GET", a.url, "", "If-None-Match", a.etag); r.Status != 304 {
+			t.Errorf("%s with its ETag: %d, want 304", a.url, r.Status)
+		}
+	}
+	if !strings.Contains(ts.web.css.url, "?v=") {
+		t.Errorf("stylesheet URL %q carries no content hash", ts.web.css.url)
+	}
+}
+
+func TestNiceCeiling(t *testing.T) {
+	tests := []struct {
+		minor  int64
+		digits int
+		want   int64
+	}{
+		{0, 2, 10000},
+		{1, 2, 100},
+		{50, 2, 100},
+		{100, 2, 100},
+		{101, 2, 200},
+		{12345, 2, 20000},
+		{45000, 2, 50000},
+		{3, 0, 4},
+		{7, 0, 20},
+		{999, 0, 1000},
+	}
+	for _, tt := range tests {
+		got := niceCeiling(tt.minor, tt.digits)
+		if got != tt.want {
+			t.Errorf("niceCeiling(%d, %d) = %d, want %d", tt.minor, tt.digits, got, tt.want)
+		}
+		if got < tt.minor || got%chartTicks != 0 {
+			t.Errorf("niceCeiling(%d, %d) = %d is below the maximum or not divisible into %d ticks", tt.minor, tt.digits, got, chartTicks)
+		}
+	}
+}

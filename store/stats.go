@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/potrack/potrack/rules"
+)
+
+// The read queries behind the admin page's chart and partner totals. Sales
+// are net of refunds and rewards net of reversals, so a refund shows as a
+// drop on the day of the sale it undoes.
+
+// DailyTotal is one day's sales and rewards in one currency.
+type DailyTotal struct {
+	Day          string // YYYY-MM-DD, UTC
+	Currency     string
+	Transactions int
+	SalesMinor   int64
+	RewardsMinor int64
+}
+
+// PartnerSales is one partner's results in one currency.
+type PartnerSales struct {
+	PartnerID    int64
+	Key          string
+	Name         string
+	Currency     string
+	Transactions int
+	Sales        rules.Money
+	Rewards      rules.Money
+}
+
+// salesAndRewards is every rewarded or referred sale of a program since a
+// time, as rows that sum up: a sale row per transaction and a reward row per
+// reward. Both are dated by the transaction, so a reward is on the same day
+// as its sale.
+const salesAndRewards = `
+	SELECT t.created_at AS at, c.partner_id AS partner_id, t.currency AS currency,
+		1 AS n, t.amount_minor - t.refunded_minor AS sales, 0 AS rewards
+	FROM transactions t LEFT JOIN customers c ON c.id = t.customer_id
+	WHERE t.program_id = ?1 AND t.created_at >= ?2
+	UNION ALL
+	SELECT t.created_at, r.partner_id, r.currency, 0, 0, r.amount_minor - r.reversed_minor
+	FROM rewards r JOIN transactions t ON t.id = r.transaction_id
+	WHERE t.program_id = ?1 AND t.created_at >= ?2`
+
+const dailyTotalsSQL = `SELECT strftime('%Y-%m-%d', at, 'unixepoch'), currency, sum(n), sum(sales), sum(rewards)
+	FROM (` + salesAndRewards + `) GROUP BY 1, 2 ORDER BY 1, 2`
+
+const partnerSalesSQL = `SELECT p.id, p.key, p.name, x.currency, sum(x.n), sum(x.sales), sum(x.rewards)
+	FROM (` + salesAndRewards + `) x JOIN partners p ON p.id = x.partner_id
+	GROUP BY p.id, x.currency ORDER BY sum(x.rewards) DESC, sum(x.sales) DESC, p.key
+	LIMIT ?3`
+
+// DailyTotals sums a program's transactions and rewards per UTC day and
+// currency, for days from since on. Days without transactions are absent.
+func (s *Store) DailyTotals(ctx context.Context, programID string, since time.Time) ([]DailyTotal, error) {
+	rows, err := s.read.QueryContext(ctx, dailyTotalsSQL, programID, unix(since))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []DailyTotal{}
+	for rows.Next() {
+		var d DailyTotal
+		if err := rows.Scan(&d.Day, &d.Currency, &d.Transactions, &d.SalesMinor, &d.RewardsMinor); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// PartnerSalesSince sums, per partner and currency, the sales of the
+// customers each partner referred and the rewards it earned, from since on;
+// the limit partners with the highest rewards come first.
+func (s *Store) PartnerSalesSince(ctx context.Context, programID string, since time.Time, limit int) ([]PartnerSales, error) {
+	rows, err := s.read.QueryContext(ctx, partnerSalesSQL, programID, unix(since), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []PartnerSales{}
+	for rows.Next() {
+		var p PartnerSales
+		if err := rows.Scan(&p.PartnerID, &p.Key, &p.Name, &p.Currency, &p.Transactions, &p.Sales.Minor, &p.Rewards.Minor); err != nil {
+			return nil, err
+		}
+		p.Sales.Currency, p.Rewards.Currency = p.Currency, p.Currency
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

@@ -44,14 +44,10 @@ func (s *Server) createProgramForm(c *fiber.Ctx, sess *session) error {
 	if cur == "" {
 		cur = "USD"
 	}
-	v, err := s.createProgram(c, &programJSONIn{Name: &name, Currency: &cur})
+	p, v, err := s.createProgram(c.UserContext(), &programJSONIn{Name: &name, Currency: &cur})
 	if e := formError(err); e != nil {
 		return s.renderPrograms(c, sess, e.Status, programsData{Name: name, Currency: cur, Error: e})
 	}
-	if err != nil {
-		return err
-	}
-	p, err := s.store.Program(c.UserContext(), v.ID)
 	if err != nil {
 		return err
 	}

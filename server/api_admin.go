@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -182,28 +183,29 @@ func (s *Server) adminListPrograms(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"data": out})
 }
 
-// CreateProgram stores a new program built from in, returning it with its
-// freshly made secrets (the only time the API key is known in clear).
-func (s *Server) createProgram(c *fiber.Ctx, in *programJSONIn) (*programView, error) {
+// programSecrets are a new program's secrets, known in clear only in the
+// answer to its creation.
+type programSecrets struct{ APIKey, SigningSecret, WebhookSecret string }
+
+// createProgram stores a new program built from in, with fresh secrets.
+func (s *Server) createProgram(ctx context.Context, in *programJSONIn) (*store.Program, programSecrets, error) {
 	if in.Name == nil {
-		return nil, invalid("name", "name is required.")
+		return nil, programSecrets{}, invalid("name", "name is required.")
 	}
 	p := newProgram()
 	if err := in.apply(p); err != nil {
-		return nil, err
+		return nil, programSecrets{}, err
 	}
 	p.ID = newProgramID()
-	apiKey, signing := newAPIKey(), newSigningSecret()
-	p.SigningSecret = signing
-	if p.WebhookSecret == "" {
-		p.WebhookSecret = newWebhookSecret()
+	sec := programSecrets{APIKey: newAPIKey(), SigningSecret: newSigningSecret(), WebhookSecret: p.WebhookSecret}
+	if sec.WebhookSecret == "" {
+		sec.WebhookSecret = newWebhookSecret()
 	}
-	if err := s.store.Write(c.UserContext(), func(tx *store.Tx) error { return tx.InsertProgram(p, hashSecret(apiKey)) }); err != nil {
-		return nil, err
+	p.SigningSecret, p.WebhookSecret = sec.SigningSecret, sec.WebhookSecret
+	if err := s.store.Write(ctx, func(tx *store.Tx) error { return tx.InsertProgram(p, hashSecret(sec.APIKey)) }); err != nil {
+		return nil, programSecrets{}, err
 	}
-	v := s.viewProgram(c, p)
-	v.APIKey, v.SigningSecret, v.WebhookSecret = apiKey, signing, p.WebhookSecret
-	return v, nil
+	return p, sec, nil
 }
 
 func (s *Server) adminCreateProgram(c *fiber.Ctx) error {
@@ -211,10 +213,12 @@ func (s *Server) adminCreateProgram(c *fiber.Ctx) error {
 	if err := decodeStrictJSON(c, &in); err != nil {
 		return err
 	}
-	v, err := s.createProgram(c, &in)
+	p, sec, err := s.createProgram(c.UserContext(), &in)
 	if err != nil {
 		return err
 	}
+	v := s.viewProgram(c, p)
+	v.APIKey, v.SigningSecret, v.WebhookSecret = sec.APIKey, sec.SigningSecret, sec.WebhookSecret
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"data": v})
 }
 

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/valyala/fasthttp"
 
 	"github.com/potrack/potrack/store"
 	"github.com/potrack/potrack/tracking"
@@ -49,14 +48,9 @@ func (s *Server) seedDemo(ctx context.Context) error {
 		return err
 	}
 
-	// createProgram is written for requests; a bare context of our own app
-	// lets the seed go through exactly the same path.
-	c := s.app.AcquireCtx(&fasthttp.RequestCtx{})
-	defer s.app.ReleaseCtx(c)
-	c.SetUserContext(ctx)
 	name, on := "Demo shop", true
 	origins := s.ownOrigins()
-	v, err := s.createProgram(c, &programJSONIn{Name: &name, JSTracking: &on, AllowedOrigins: &origins})
+	v, _, err := s.createProgram(ctx, &programJSONIn{Name: &name, JSTracking: &on, AllowedOrigins: &origins})
 	if err != nil {
 		return err
 	}

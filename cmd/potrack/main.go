@@ -84,9 +84,9 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	if srv.GeneratedAdminToken != "" {
-		fmt.Printf("\nGenerated the admin token (shown only this once, stored hashed):\n\n    %s\n\n", srv.GeneratedAdminToken)
-	}
+	// The banner shows where to click and, when it was just generated, the
+	// admin token: the one time it is known in clear.
+	fmt.Print(srv.Banner())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	slog.Info("potrack listening", "addr", cfg.Addr, "db", cfg.DB)

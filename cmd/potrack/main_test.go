@@ -171,32 +171,38 @@ func countStored(t *testing.T, c *child, key string, keys []string) int {
 	return missing
 }
 
-// TestKill9KeepsAcknowledgedWrites: every transaction answered 2xx before
-// a SIGKILL is in the database after a restart.
-func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
+// signalUnderLoad starts a server, posts transactions from 8 clients, sends
+// sig once `after` requests have started, and returns the keys answered 2xx,
+// a restarted server on the same database, and the process's exit error.
+func signalUnderLoad(t *testing.T, sig syscall.Signal, after int64) (acks []string, restarted *child, apiKey string, exitErr error) {
+	t.Helper()
 	db := filepath.Join(t.TempDir(), "p.db")
 	c := startServer(t, db)
 	key := c.setup(t)
-
 	stop := make(chan struct{})
 	var started atomic.Int64
 	done := make(chan []string)
 	go func() { done <- c.hammer(t, key, stop, &started) }()
-	for started.Load() < 300 {
+	for started.Load() < after {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := c.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-	c.cmd.Wait()
+	exitErr = c.cmd.Wait()
 	close(stop)
-	acks := <-done
+	acks = <-done
 	if len(acks) < 100 {
-		t.Fatalf("only %d writes acknowledged before the kill", len(acks))
+		t.Fatalf("only %d writes acknowledged before the signal", len(acks))
 	}
+	return acks, startServer(t, db), key, exitErr
+}
 
-	c2 := startServer(t, db)
-	if missing := countStored(t, c2, key, acks); missing != 0 {
+// TestKill9KeepsAcknowledgedWrites: every transaction answered 2xx before
+// a SIGKILL is in the database after a restart.
+func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
+	acks, c, key, _ := signalUnderLoad(t, syscall.SIGKILL, 300)
+	if missing := countStored(t, c, key, acks); missing != 0 {
 		t.Fatalf("%d of %d acknowledged transactions lost after kill -9", missing, len(acks))
 	}
 	t.Logf("%d acknowledged transactions all survived kill -9", len(acks))
@@ -205,28 +211,11 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 // TestGracefulShutdown: SIGTERM lets requests in flight finish; the process
 // exits cleanly and every acknowledged write is stored.
 func TestGracefulShutdown(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "p.db")
-	c := startServer(t, db)
-	key := c.setup(t)
-
-	stop := make(chan struct{})
-	var started atomic.Int64
-	done := make(chan []string)
-	go func() { done <- c.hammer(t, key, stop, &started) }()
-	for started.Load() < 200 {
-		time.Sleep(5 * time.Millisecond)
+	acks, c, key, exitErr := signalUnderLoad(t, syscall.SIGTERM, 200)
+	if exitErr != nil {
+		t.Fatalf("potrack exited with %v after SIGTERM", exitErr)
 	}
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	err := c.cmd.Wait()
-	close(stop)
-	acks := <-done
-	if err != nil {
-		t.Fatalf("potrack exited with %v after SIGTERM:\n%s", err, c.out)
-	}
-	c2 := startServer(t, db)
-	if missing := countStored(t, c2, key, acks); missing != 0 {
+	if missing := countStored(t, c, key, acks); missing != 0 {
 		t.Fatalf("%d of %d acknowledged transactions lost after SIGTERM", missing, len(acks))
 	}
 }

@@ -185,8 +185,6 @@ func (s *Server) form(h webHandler) fiber.Handler {
 	}
 }
 
-var errForbidden = &Error{fiber.StatusForbidden, "forbidden", "You may not do this.", ""}
-
 // setPageHeaders keeps admin pages out of caches and frames, and lets them
 // run only our own script and stylesheet.
 func setPageHeaders(c *fiber.Ctx) {

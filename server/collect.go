@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"errors"
-	"net/http"
 	"net/url"
 	"strings"
 
@@ -32,16 +31,6 @@ const (
 	typeClick       = "clicks.create"
 	typeSignup      = "customers.signup"
 	typeTransaction = "transactions.create"
-)
-
-var (
-	errCollectTooLarge  = errBodyTooLarge.WithMessage("The request body is over 16 KiB.")
-	errOriginNotAllowed = &Error{http.StatusForbidden, "origin_not_allowed",
-		"This site's origin is not in the program's allowed_origins; add it in the admin.", ""}
-	errJSTrackingDisabled = &Error{http.StatusForbidden, "js_tracking_disabled",
-		"This program does not accept sales from the browser; turn on JS tracking in the admin, or use the REST API.", ""}
-	errBadSignature = &Error{http.StatusForbidden, "bad_signature",
-		"This program requires data.signature, the HMAC-SHA256 of key|amount|CURRENCY|customer_key made by your backend with the signing secret.", "data.signature"}
 )
 
 // collectJSONIn is the body the script sends.

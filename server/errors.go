@@ -46,7 +46,6 @@ var (
 	errNotFound           = &Error{http.StatusNotFound, "not_found", "There is nothing at this address.", ""}
 	errMethodNotAllowed   = &Error{http.StatusMethodNotAllowed, "method_not_allowed", "This address does not take that method.", ""}
 	errBodyTooLarge       = &Error{http.StatusRequestEntityTooLarge, "body_too_large", "The request body is too large.", ""}
-	errInvalidField       = &Error{http.StatusUnprocessableEntity, "invalid_field", "A field is invalid.", ""}
 	errKeyConflict        = &Error{http.StatusConflict, "key_conflict", "This key is already used with different content; send a new key for a new record.", "key"}
 	errCustomerNotFound   = &Error{http.StatusUnprocessableEntity, "customer_not_found", "The customer does not exist; create it first or pass options.create_customer.", "customer.key"}
 	errPartnerNotFound    = &Error{http.StatusUnprocessableEntity, "partner_not_found", "No partner of this program matches.", "partner"}
@@ -56,6 +55,23 @@ var (
 	errTransactionMissing = &Error{http.StatusNotFound, "transaction_not_found", "No transaction of this program has this key.", ""}
 	errUnavailable        = &Error{http.StatusServiceUnavailable, "unavailable", "The server is shutting down; try again shortly.", ""}
 	errInternal           = &Error{http.StatusInternalServerError, "internal", "Something went wrong on our side; the error was logged.", ""}
+
+	// POST /collect.
+	errCollectTooLarge  = errBodyTooLarge.WithMessage("The request body is over 16 KiB.")
+	errOriginNotAllowed = &Error{http.StatusForbidden, "origin_not_allowed",
+		"This site's origin is not in the program's allowed_origins; add it in the admin.", ""}
+	errJSTrackingDisabled = &Error{http.StatusForbidden, "js_tracking_disabled",
+		"This program does not accept sales from the browser; turn on JS tracking in the admin, or use the REST API.", ""}
+	errBadSignature = &Error{http.StatusForbidden, "bad_signature",
+		"This program requires data.signature, the HMAC-SHA256 of key|amount|CURRENCY|customer_key made by your backend with the signing secret.", "data.signature"}
+	errRateLimited = &Error{http.StatusTooManyRequests, "rate_limited", "Too many requests; try again after the time in Retry-After.", ""}
+
+	// Stripe webhooks.
+	errStripeBadSignature = &Error{http.StatusBadRequest, "bad_signature",
+		"The Stripe-Signature header is missing, does not match the program's webhook secret, or is more than 5 minutes old.", ""}
+
+	// The admin page.
+	errForbidden = &Error{http.StatusForbidden, "forbidden", "You may not do this.", ""}
 )
 
 // invalid is a 422 for one field.

@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -12,8 +11,6 @@ import (
 	"github.com/ulule/limiter/v3"
 	"github.com/ulule/limiter/v3/drivers/store/memory"
 )
-
-var errRateLimited = &Error{http.StatusTooManyRequests, "rate_limited", "Too many requests; try again after the time in Retry-After.", ""}
 
 // collectLimits are the two budgets of /collect: per client IP (checked
 // before anything touches the database) and per program (so one program's

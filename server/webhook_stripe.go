@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -30,9 +29,6 @@ const stripeTolerance = 5 * time.Minute
 // stripePartnerMetadata is the Stripe customer metadata key that names the
 // referring partner, the same name Partnero's Stripe integration uses.
 const stripePartnerMetadata = "partnero_partner"
-
-var errStripeBadSignature = &Error{http.StatusBadRequest, "bad_signature",
-	"The Stripe-Signature header is missing, does not match the program's webhook secret, or is more than 5 minutes old.", ""}
 
 // Statuses of an acknowledged event.
 const (

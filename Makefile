@@ -1,18 +1,17 @@
 # potrack: `make run` starts the demo server, `make test` runs every test.
 GO       ?= go
 CHROMIUM ?= /usr/bin/chromium
-# The demo's admin token, so the README walk-through works as pasted. A
-# production server gets its own (POTRACK_ADMIN_TOKEN) or a generated one.
-POTRACK_ADMIN_TOKEN ?= potrack-demo-token
-export POTRACK_ADMIN_TOKEN
 
 .PHONY: build run test check bench chromium clean
 
 build:
 	$(GO) build -o bin/potrack ./cmd/potrack
 
+# The demo's admin token is fixed so the README walk-through works as
+# pasted; set POTRACK_ADMIN_TOKEN to choose another. A production server
+# gets its own token, or a generated one.
 run: build
-	./bin/potrack serve --demo
+	POTRACK_ADMIN_TOKEN=$${POTRACK_ADMIN_TOKEN:-potrack-demo-token} ./bin/potrack serve --demo
 
 # Every test, the real-browser ones included, under the race detector.
 test: chromium check

@@ -32,6 +32,18 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// cleanEnv is the test's environment without potrack's own variables, so a
+// developer's settings cannot change what the child server does.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "POTRACK_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
 type child struct {
 	cmd  *exec.Cmd
 	base string
@@ -70,7 +82,7 @@ func startServer(t *testing.T, db string, env ...string) *child {
 	t.Helper()
 	addr := freePort(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "POTRACK_TEST_SERVE=--db "+db+" --addr "+addr, "POTRACK_ADMIN_TOKEN=tok")
+	cmd.Env = append(cleanEnv(), "POTRACK_TEST_SERVE=--db "+db+" --addr "+addr, "POTRACK_ADMIN_TOKEN=tok")
 	cmd.Env = append(cmd.Env, env...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -226,7 +238,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 	dir := t.TempDir()
 	addr := freePort(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "POTRACK_TEST_SERVE=--rate-limit-ip 5-S", "POTRACK_ADDR="+addr, "POTRACK_DB="+filepath.Join(dir, "x.db"))
+	cmd.Env = append(cleanEnv(), "POTRACK_TEST_SERVE=--rate-limit-ip 5-S", "POTRACK_ADDR="+addr, "POTRACK_DB="+filepath.Join(dir, "x.db"))
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

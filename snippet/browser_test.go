@@ -256,8 +256,7 @@ func (s *shop) page(path, loader, calls string) {
 // fetchSpy records in window.__sent, in call order, each fetch the page makes:
 // its URL and body, then its status (-1 on a network error) and done once
 // the response has been read and handled. It sees the order in which the
-// script sends, which the server cannot: parallel requests may arrive in any
-// order.
+// script sends.
 const fetchSpy = `window.__sent=[];(function(f){window.fetch=function(u,o){var e={u:String(u),b:o&&o.body,s:0,done:0};__sent.push(e);var p=f.apply(this,arguments);p.then(function(r){return r.clone().text().then(function(){e.s=r.status})},function(){e.s=-1}).then(function(){setTimeout(function(){e.done=1},30)});return p}})(window.fetch);`
 
 // sentSettled is true once every fetch the page made has been handled.
@@ -529,6 +528,43 @@ func TestBrowserOutboxSurvivesAnOutage(t *testing.T) {
 			e.noConsoleErrorsButNetwork()
 		})
 	}
+}
+
+// TestBrowserOutboxKeepsOrderAfterAFailure: when a signup fails and will be
+// retried, the sale queued behind it is not sent on its own (it could
+// overtake the signup and be refused for good); both wait, and the next
+// page load sends them in their order.
+func TestBrowserOutboxKeepsOrderAfterAFailure(t *testing.T) {
+	e := newEnv(t)
+	e.shop.page("/", e.loader("prog1"), "")
+	e.shop.page("/thanks", e.loader("prog1"), `po('customers', 'signup', {data: {key: 'cust1'}});
+po('transactions', 'create', {data: {key: 'order1', amount: 25, customer: {key: 'cust1'}}});`)
+	e.tracker.set(func(tr *tracker) { tr.mode = mode503 })
+	e.b.Navigate(e.shop.url("/thanks"))
+	e.tracker.waitReceived(t, "customers.signup", 1)
+	e.b.WaitJS(sentSettled, wait)
+	if n := len(e.tracker.received("transactions.create")); n != 0 {
+		t.Fatalf("the sale was sent after its signup failed (%d times)", n)
+	}
+	if list := e.outbox(); len(list) != 2 {
+		t.Fatalf("outbox %+v, want the signup and the sale", list)
+	}
+
+	e.tracker.set(func(tr *tracker) { tr.mode = modeNormal })
+	e.b.Run(`localStorage.po_outbox = JSON.stringify(JSON.parse(localStorage.po_outbox).map(e => (e.t = 0, e)))`)
+	e.b.Navigate(e.shop.url("/"))
+	e.tracker.waitReceived(t, "transactions.create", 1)
+	all := e.tracker.received("")
+	var order []string
+	for _, c := range all {
+		order = append(order, c.Type+":"+fmt.Sprint(c.status))
+	}
+	want := "customers.signup:503,customers.signup:201,transactions.create:201"
+	if strings.Join(order, ",") != want {
+		t.Errorf("calls %s, want %s", strings.Join(order, ","), want)
+	}
+	e.b.WaitJS(`localStorage.po_outbox === '[]'`, wait)
+	e.noConsoleErrorsButNetwork()
 }
 
 func TestBrowserBackOffGrows(t *testing.T) {

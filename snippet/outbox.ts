@@ -40,8 +40,15 @@ const save = (list: Entry[]) => {
   } catch (e) {}
 }
 
+// Calls go out one at a time, each after the previous one's answer: sent
+// together they may reach the server in any order, and a sale that overtakes
+// the signup creating its customer is refused for good. After a failure that
+// will be retried, the calls behind it wait in the outbox too, so that they
+// are retried after it, in order. The chain resolves to "keep going".
+let last: Promise<boolean> = Promise.resolve(true)
+
 // send makes one attempt. The entry is written back with its next try time
-// BEFORE the request goes out, so that a tab closed mid-flight leaves it for
+// BEFORE the request is queued, so that a tab closed mid-flight leaves it for
 // a later page load, and a second tab does not send it again at once. Entries
 // are identified by their body: an identical body is the same call, which the
 // server treats as a duplicate anyway.
@@ -50,12 +57,15 @@ export const send = (e: Entry) => {
   e.t = Date.now() + Math.min(BASE_MS * 2 ** e.n, MAX_MS)
   if (++e.n < MAX_ATTEMPTS) list.push(e)
   save(list)
-  post(e.u, e.b).then(
-    r => {
-      // 2xx is done; 4xx other than 429 will never succeed, so it is not retried.
-      if (r.status < 500 && r.status != 429) save(others(e.b))
-    },
-    () => {}
+  last = last.then(
+    go =>
+      go &&
+      post(e.u, e.b).then(
+        r =>
+          // 2xx is done; 4xx other than 429 will never succeed, so it is not retried.
+          r.status < 500 && r.status != 429 && (save(others(e.b)), true),
+        () => false
+      )
   )
 }
 

@@ -13,9 +13,15 @@ build:
 run: build
 	POTRACK_ADMIN_TOKEN=$${POTRACK_ADMIN_TOKEN:-potrack-demo-token} ./bin/potrack serve --demo
 
-# Every test, the real-browser ones included, under the race detector.
+# Every test, the real-browser ones included, under the race detector. The
+# admin page's screenshots are kept in bin/screenshots, and the script's
+# size is printed against its budget.
+SCREENSHOTS := $(CURDIR)/bin/screenshots
 test: chromium check
-	$(GO) test -race -count=1 -timeout 30m ./...
+	@mkdir -p $(SCREENSHOTS)
+	POTRACK_SCREENSHOT_DIR=$(SCREENSHOTS) $(GO) test -race -count=1 -timeout 30m ./...
+	@$(GO) test -count=1 -run '^TestScriptSize$$' -v ./snippet/ | grep -m1 'gzip -9'
+	@echo "admin page screenshots:"; ls -1 $(SCREENSHOTS)/*.png
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

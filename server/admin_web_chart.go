@@ -95,8 +95,8 @@ func buildChart(cur string, since time.Time, daily []store.DailyTotal) *salesCha
 	for _, d := range daily {
 		if d.Currency == cur {
 			byDay[d.Day] = d
-			ch.Sales.Minor += d.SalesMinor
-			ch.Rewards.Minor += d.RewardsMinor
+			ch.Sales.Minor = addSaturating(ch.Sales.Minor, d.SalesMinor)
+			ch.Rewards.Minor = addSaturating(ch.Rewards.Minor, d.RewardsMinor)
 			ch.Transactions += d.Transactions
 			continue
 		}
@@ -105,8 +105,8 @@ func buildChart(cur string, since time.Time, daily []store.DailyTotal) *salesCha
 			o = &otherCurrency{rules.Money{Currency: d.Currency}, rules.Money{Currency: d.Currency}}
 			others[d.Currency] = o
 		}
-		o.Sales.Minor += d.SalesMinor
-		o.Rewards.Minor += d.RewardsMinor
+		o.Sales.Minor = addSaturating(o.Sales.Minor, d.SalesMinor)
+		o.Rewards.Minor = addSaturating(o.Rewards.Minor, d.RewardsMinor)
 		ch.Transactions += d.Transactions
 	}
 	for _, o := range others {
@@ -169,6 +169,15 @@ func buildChart(cur string, since time.Time, daily []store.DailyTotal) *salesCha
 	return ch
 }
 
+// addSaturating adds two non-negative sums, stopping at the largest int64:
+// the store's sums saturate there too (see store.joinSum).
+func addSaturating(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
 func round1(f float64) float64 { return math.Round(f*10) / 10 }
 
 // niceCeiling rounds a maximum (in minor units) up to 1, 2, 2.5 or 5 times a
@@ -182,15 +191,19 @@ func niceCeiling(minor int64, digits int) int64 {
 		return 100 * unit
 	}
 	step := unit
-	// Below one major unit the axis would show fractions of cents.
-	for step*10 <= minor {
+	// Below one major unit the axis would show fractions of cents. The
+	// bounds keep every product inside int64 for any input.
+	for step <= minor/10 && step <= math.MaxInt64/100 {
 		step *= 10
 	}
-	for _, m := range []int64{1, 2, 4, 5, 10} {
+	for _, m := range []int64{1, 2, 4, 5, 10, 20} {
 		// m=4 gives quarter steps of 1 (0, 1, 2, 3, 4) over the four ticks.
+		if step > math.MaxInt64/m {
+			break
+		}
 		if step*m >= minor && (step*m)%chartTicks == 0 {
 			return step * m
 		}
 	}
-	return step * 20
+	return minor
 }

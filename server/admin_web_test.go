@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -650,6 +651,15 @@ func TestNiceCeiling(t *testing.T) {
 		}
 		if got < tt.minor || got%chartTicks != 0 {
 			t.Errorf("niceCeiling(%d, %d) = %d is below the maximum or not divisible into %d ticks", tt.minor, tt.digits, got, chartTicks)
+		}
+	}
+	// Sums of many maximum sales: the axis still covers them, without
+	// overflowing or looping for ever.
+	for _, minor := range []int64{1_300_000_000_000_000_000, 9_170_000_000_000_000_000, math.MaxInt64 - 1, math.MaxInt64} {
+		for _, digits := range []int{0, 2, 3} {
+			if got := niceCeiling(minor, digits); got < minor {
+				t.Errorf("niceCeiling(%d, %d) = %d, below the maximum", minor, digits, got)
+			}
 		}
 	}
 }

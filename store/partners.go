@@ -133,7 +133,8 @@ func (s *Store) PartnerTotals(ctx context.Context, partnerID int64) (*PartnerTot
 	if err := s.read.QueryRowContext(ctx, partnerTotalsSQL, partnerID).Scan(&t.Clicks, &t.Customers, &t.Transactions); err != nil {
 		return nil, err
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT currency, sum(amount_minor - reversed_minor) FROM rewards
+	rows, err := s.read.QueryContext(ctx, `SELECT currency, sum((amount_minor - reversed_minor) / 1000000000),
+		sum((amount_minor - reversed_minor) % 1000000000) FROM rewards
 		WHERE partner_id = ? GROUP BY currency ORDER BY currency`, partnerID)
 	if err != nil {
 		return nil, err
@@ -141,10 +142,14 @@ func (s *Store) PartnerTotals(ctx context.Context, partnerID int64) (*PartnerTot
 	defer rows.Close()
 	t.Rewards = []rules.Money{}
 	for rows.Next() {
-		var m rules.Money
-		if err := rows.Scan(&m.Currency, &m.Minor); err != nil {
+		var (
+			m              rules.Money
+			billions, rest int64
+		)
+		if err := rows.Scan(&m.Currency, &billions, &rest); err != nil {
 			return nil, err
 		}
+		m.Minor = joinSum(billions, rest)
 		t.Rewards = append(t.Rewards, m)
 	}
 	return &t, rows.Err()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/potrack/potrack/rules"
@@ -45,13 +46,30 @@ const salesAndRewards = `
 	FROM rewards r JOIN transactions t ON t.id = r.transaction_id
 	WHERE t.program_id = ?1 AND t.created_at >= ?2`
 
-const dailyTotalsSQL = `SELECT strftime('%Y-%m-%d', at, 'unixepoch'), currency, sum(n), sum(sales), sum(rewards)
+const dailyTotalsSQL = `SELECT strftime('%Y-%m-%d', at, 'unixepoch'), currency, sum(n),
+	sum(sales / 1000000000), sum(sales % 1000000000), sum(rewards / 1000000000), sum(rewards % 1000000000)
 	FROM (` + salesAndRewards + `) GROUP BY 1, 2 ORDER BY 1, 2`
 
-const partnerSalesSQL = `SELECT p.id, p.key, p.name, x.currency, sum(x.n), sum(x.sales), sum(x.rewards)
+// total() is a float and cannot overflow; it only orders the rows.
+const partnerSalesSQL = `SELECT p.id, p.key, p.name, x.currency, sum(x.n),
+	sum(x.sales / 1000000000), sum(x.sales % 1000000000), sum(x.rewards / 1000000000), sum(x.rewards % 1000000000)
 	FROM (` + salesAndRewards + `) x JOIN partners p ON p.id = x.partner_id
-	GROUP BY p.id, x.currency ORDER BY sum(x.rewards) DESC, sum(x.sales) DESC, p.key
+	GROUP BY p.id, x.currency ORDER BY total(x.rewards) DESC, total(x.sales) DESC, p.key
 	LIMIT ?3`
+
+// Sums of amounts can pass int64, where SQLite's sum() fails with "integer
+// overflow": a day of many maximum sales (forged browser sales, say) would
+// break the admin page. So the queries sum the billions and the rest of
+// each non-negative amount apart, which cannot overflow, and joinSum puts
+// them together, saturating at the largest int64.
+const splitBase = 1_000_000_000
+
+func joinSum(billions, rest int64) int64 {
+	if billions > (math.MaxInt64-rest)/splitBase {
+		return math.MaxInt64
+	}
+	return billions*splitBase + rest
+}
 
 // DailyTotals sums a program's transactions and rewards per UTC day and
 // currency, for days from since on. Days without transactions are absent.
@@ -63,10 +81,14 @@ func (s *Store) DailyTotals(ctx context.Context, programID string, since time.Ti
 	defer rows.Close()
 	out := []DailyTotal{}
 	for rows.Next() {
-		var d DailyTotal
-		if err := rows.Scan(&d.Day, &d.Currency, &d.Transactions, &d.SalesMinor, &d.RewardsMinor); err != nil {
+		var (
+			d                          DailyTotal
+			salesB, salesR, rewB, rewR int64
+		)
+		if err := rows.Scan(&d.Day, &d.Currency, &d.Transactions, &salesB, &salesR, &rewB, &rewR); err != nil {
 			return nil, err
 		}
+		d.SalesMinor, d.RewardsMinor = joinSum(salesB, salesR), joinSum(rewB, rewR)
 		out = append(out, d)
 	}
 	return out, rows.Err()
@@ -83,10 +105,14 @@ func (s *Store) PartnerSalesSince(ctx context.Context, programID string, since t
 	defer rows.Close()
 	out := []PartnerSales{}
 	for rows.Next() {
-		var p PartnerSales
-		if err := rows.Scan(&p.PartnerID, &p.Key, &p.Name, &p.Currency, &p.Transactions, &p.Sales.Minor, &p.Rewards.Minor); err != nil {
+		var (
+			p                          PartnerSales
+			salesB, salesR, rewB, rewR int64
+		)
+		if err := rows.Scan(&p.PartnerID, &p.Key, &p.Name, &p.Currency, &p.Transactions, &salesB, &salesR, &rewB, &rewR); err != nil {
 			return nil, err
 		}
+		p.Sales.Minor, p.Rewards.Minor = joinSum(salesB, salesR), joinSum(rewB, rewR)
 		p.Sales.Currency, p.Rewards.Currency = p.Currency, p.Currency
 		out = append(out, p)
 	}

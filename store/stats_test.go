@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -97,5 +98,54 @@ func TestSalesStats(t *testing.T) {
 	}
 	if limited, _ := s.PartnerSalesSince(ctx, "prog", since, 1); len(limited) != 1 || limited[0].Key != "alice" {
 		t.Errorf("limit 1: %+v", limited)
+	}
+}
+
+// TestSumsDoNotOverflow: thousands of maximum sales in one day add up past
+// int64, where SQLite's sum() fails; the totals saturate instead of failing
+// the admin page and the partner's totals.
+func TestSumsDoNotOverflow(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	insertProgram(t, s, "prog")
+	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	var partner *Partner
+	err := s.Write(ctx, func(tx *Tx) error {
+		partner = &Partner{ProgramID: "prog", Key: "p"}
+		if err := tx.InsertPartner(partner); err != nil {
+			return err
+		}
+		c := &Customer{ProgramID: "prog", Key: "c", Partner: partner}
+		if err := tx.InsertCustomer(c); err != nil {
+			return err
+		}
+		max := rules.Money{Minor: rules.MaxMinor, Currency: "USD"}
+		for i := 0; i < 9300; i++ {
+			tr := &Transaction{ProgramID: "prog", Key: fmt.Sprint("t", i), Customer: c, Amount: max,
+				Action: "sale", Source: SourceAPI, Rewardable: true, CreatedAt: at,
+				Rewards: []*Reward{{Partner: partner, Amount: max}}}
+			if err := tx.InsertTransaction(tr); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	days, err := s.DailyTotals(ctx, "prog", at.Add(-time.Hour))
+	if err != nil || len(days) != 1 || days[0].SalesMinor != math.MaxInt64 || days[0].RewardsMinor != math.MaxInt64 {
+		t.Fatalf("DailyTotals = %+v, %v; want saturated sums", days, err)
+	}
+	ps, err := s.PartnerSalesSince(ctx, "prog", at.Add(-time.Hour), 10)
+	if err != nil || len(ps) != 1 || ps[0].Sales.Minor != math.MaxInt64 || ps[0].Transactions != 9300 {
+		t.Fatalf("PartnerSalesSince = %+v, %v", ps, err)
+	}
+	totals, err := s.PartnerTotals(ctx, partner.ID)
+	if err != nil || len(totals.Rewards) != 1 || totals.Rewards[0].Minor != math.MaxInt64 {
+		t.Fatalf("PartnerTotals = %+v, %v", totals, err)
+	}
+	if got := joinSum(12, 345); got != 12_000_000_345 {
+		t.Fatalf("joinSum(12, 345) = %d", got)
 	}
 }

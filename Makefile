@@ -8,10 +8,12 @@ build:
 	$(GO) build -o bin/potrack ./cmd/potrack
 
 # The demo's admin token is fixed so the README walk-through works as
-# pasted; set POTRACK_ADMIN_TOKEN to choose another. A production server
-# gets its own token, or a generated one.
+# pasted; set POTRACK_ADMIN_TOKEN to choose another. Because that token is
+# public, the demo listens on loopback only (POTRACK_ADDR to change it). A
+# production server gets its own token, or a generated one.
 run: build
-	POTRACK_ADMIN_TOKEN=$${POTRACK_ADMIN_TOKEN:-potrack-demo-token} ./bin/potrack serve --demo
+	POTRACK_ADMIN_TOKEN=$${POTRACK_ADMIN_TOKEN:-potrack-demo-token} \
+	POTRACK_ADDR=$${POTRACK_ADDR:-127.0.0.1:8080} ./bin/potrack serve --demo
 
 # Every test, the real-browser ones included, under the race detector. The
 # admin page's screenshots are kept in bin/screenshots, and the script's

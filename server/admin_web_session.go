@@ -188,9 +188,13 @@ func (s *Server) login(c *fiber.Ctx) error {
 		return s.errorPage(c, errForbidden.WithMessage("This form was sent from another site. Open the sign-in page and try again."))
 	}
 	next := safeNext(c.FormValue("next"))
-	if !secretMatches(strings.TrimSpace(c.FormValue("token")), s.adminHash) {
-		return s.render(c, fiber.StatusUnauthorized, "login", nil, &pageData{Title: "Sign in",
-			Data: loginData{Next: next, Error: "That admin token is not right. Use the token printed when potrack first started, or the one in POTRACK_ADMIN_TOKEN."}})
+	if err := s.checkAdminToken(c, strings.TrimSpace(c.FormValue("token"))); err != nil {
+		e := asError(err)
+		msg := "That admin token is not right. Use the token printed when potrack first started, or the one in POTRACK_ADMIN_TOKEN."
+		if e.Status != fiber.StatusUnauthorized {
+			msg = e.Message
+		}
+		return s.render(c, e.Status, "login", nil, &pageData{Title: "Sign in", Data: loginData{Next: next, Error: msg}})
 	}
 	sess, expires, err := s.newSession(c.UserContext())
 	if err != nil {

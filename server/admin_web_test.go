@@ -279,7 +279,7 @@ func TestAdminWebChangedTokenEndsSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	for token, want := range map[string]int{testAdminToken: 200, "another-token": 303} {
+	for token, want := range map[string]int{testAdminToken: 200, "another-admin-token": 303} {
 		srv, err := New(Config{DB: db, AdminToken: token}, st)
 		if err != nil {
 			t.Fatal(err)

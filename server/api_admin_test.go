@@ -6,8 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/potrack/potrack/store"
 )
 
 func TestAdminAPI(t *testing.T) {
@@ -180,5 +183,36 @@ func TestHealthAndMetrics(t *testing.T) {
 		if !strings.Contains(r.Body, want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+}
+
+// TestAdminTokenGuessing: wrong admin tokens are counted per client IP;
+// past the budget even the right token waits, on the API and the sign-in
+// form alike.
+func TestAdminTokenGuessing(t *testing.T) {
+	ts := newTestServer(t)
+	for i := 0; i <= int(adminGuessRate.Limit); i++ {
+		if r := ts.request("GET", "/admin/api/programs", "", "Authorization", "Bearer wrong-guess"); r.Status != 401 {
+			t.Fatalf("guess %d: %d", i, r.Status)
+		}
+	}
+	r := ts.admin("GET", "/admin/api/programs", "")
+	if r.Status != 429 || r.Header.Get("Retry-After") == "" || !strings.Contains(r.Body, `"rate_limited"`) {
+		t.Fatalf("after the budget the right token got %d %v %s", r.Status, r.Header, r.Body)
+	}
+	r = ts.request("POST", "/admin/login", "token="+testAdminToken, "Content-Type", "application/x-www-form-urlencoded")
+	if r.Status != 429 || r.Header.Get("Set-Cookie") != "" {
+		t.Fatalf("sign-in past the budget: %d, cookie %q", r.Status, r.Header.Get("Set-Cookie"))
+	}
+}
+
+func TestShortAdminTokenRefused(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := New(Config{AdminToken: "short"}, st); err == nil || !strings.Contains(err.Error(), "at least") {
+		t.Fatalf("a 5-character admin token: err = %v", err)
 	}
 }

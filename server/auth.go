@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -12,11 +13,17 @@ import (
 
 const adminTokenSetting = "admin_token_hash"
 
+// minAdminTokenLen refuses configured tokens short enough to guess.
+const minAdminTokenLen = 16
+
 // ensureAdminToken returns the hash of the admin token. A configured token
 // wins; otherwise the stored hash is used, and on a first start a token is
 // generated and only its hash stored.
 func ensureAdminToken(ctx context.Context, st *store.Store, configured string) (hash, generated string, err error) {
 	if configured != "" {
+		if len(configured) < minAdminTokenLen {
+			return "", "", fmt.Errorf("the admin token must be at least %d characters; leave it unset to have a strong one generated", minAdminTokenLen)
+		}
 		return hashSecret(configured), "", nil
 	}
 	hash, err = st.Setting(ctx, adminTokenSetting)
@@ -59,10 +66,28 @@ func (s *Server) requireAPIKey(c *fiber.Ctx) error {
 }
 
 func (s *Server) requireAdminToken(c *fiber.Ctx) error {
-	if !secretMatches(bearer(c), s.adminHash) {
-		return errUnauthorized.WithMessage("Send the admin token as 'Authorization: Bearer <token>'.")
+	if err := s.checkAdminToken(c, bearer(c)); err != nil {
+		return err
 	}
 	return c.Next()
+}
+
+// checkAdminToken accepts the admin token, and counts wrong ones per client
+// IP: past the budget, every attempt from that address is refused with 429
+// for the rest of the minute, the right token included.
+func (s *Server) checkAdminToken(c *fiber.Ctx, presented string) error {
+	key := "admin:" + ipLimitKey(s.clientIP(c))
+	if lc, err := s.limits.adminGuess.Peek(c.UserContext(), key); err == nil && lc.Reached {
+		setLimitHeaders(c, lc)
+		return errRateLimited.WithMessage("Too many wrong admin tokens from your address; try again after the time in Retry-After.")
+	}
+	if secretMatches(presented, s.adminHash) {
+		return nil
+	}
+	if _, err := s.limits.adminGuess.Get(c.UserContext(), key); err != nil {
+		return err
+	}
+	return errUnauthorized.WithMessage("Send the admin token as 'Authorization: Bearer <token>'.")
 }
 
 const programLocal = "program"

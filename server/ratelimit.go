@@ -12,18 +12,24 @@ import (
 	"github.com/ulule/limiter/v3/drivers/store/memory"
 )
 
-// collectLimits are the two budgets of /collect: per client IP (checked
+// rateLimits are the two budgets of /collect: per client IP (checked
 // before anything touches the database) and per program (so one program's
-// traffic cannot starve the others of the single writer).
-type collectLimits struct {
+// traffic cannot starve the others of the single writer); and the budget of
+// wrong admin tokens per client IP.
+type rateLimits struct {
 	perIP      *limiter.Limiter
 	perProgram *limiter.Limiter
+	adminGuess *limiter.Limiter
 	proxies    trustedProxies
 }
 
-// newCollectLimits parses the configured rates and proxies, so a typo in a
+// adminGuessRate bounds wrong admin tokens per client IP, so a chosen token
+// shorter than a generated one cannot be guessed at wire speed.
+var adminGuessRate = limiter.Rate{Period: time.Minute, Limit: 10}
+
+// newRateLimits parses the configured rates and proxies, so a typo in a
 // flag stops the server at start instead of failing every request.
-func newCollectLimits(cfg Config) (*collectLimits, error) {
+func newRateLimits(cfg Config) (*rateLimits, error) {
 	ipRate, err := limiter.NewRateFromFormatted(cfg.RateLimitIP)
 	if err != nil {
 		return nil, fmt.Errorf("rate limit per IP %q (want e.g. 120-M): %w", cfg.RateLimitIP, err)
@@ -38,9 +44,10 @@ func newCollectLimits(cfg Config) (*collectLimits, error) {
 	}
 	// One store for both: the key prefixes keep them apart.
 	st := memory.NewStoreWithOptions(limiter.StoreOptions{Prefix: "collect", CleanUpInterval: time.Minute})
-	return &collectLimits{
+	return &rateLimits{
 		perIP:      limiter.New(st, ipRate),
 		perProgram: limiter.New(st, programRate),
+		adminGuess: limiter.New(st, adminGuessRate),
 		proxies:    proxies,
 	}, nil
 }

@@ -13,7 +13,7 @@ func TestClientIP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{limits: &collectLimits{proxies: proxies}}
+	s := &Server{limits: &rateLimits{proxies: proxies}}
 	app := fiber.New()
 	for _, tc := range []struct {
 		name string

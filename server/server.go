@@ -29,7 +29,7 @@ type Server struct {
 	metrics   *metrics
 	adminHash string
 	script    *snippet.Asset
-	limits    *collectLimits
+	limits    *rateLimits
 	web       *adminWeb // the admin page's templates and session key
 
 	// demoProgramID is the program --demo seeded, when there is one.
@@ -53,7 +53,7 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 	st.Batches = func(n int) { s.metrics.batches.Observe(float64(n)) }
 
 	var err error
-	if s.limits, err = newCollectLimits(cfg); err != nil {
+	if s.limits, err = newRateLimits(cfg); err != nil {
 		return nil, err
 	}
 	if s.adminHash, s.GeneratedAdminToken, err = ensureAdminToken(context.Background(), st, cfg.AdminToken); err != nil {

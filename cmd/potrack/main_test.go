@@ -82,7 +82,7 @@ func startServer(t *testing.T, db string, env ...string) *child {
 	t.Helper()
 	addr := freePort(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(cleanEnv(), "POTRACK_TEST_SERVE=--db "+db+" --addr "+addr, "POTRACK_ADMIN_TOKEN=tok")
+	cmd.Env = append(cleanEnv(), "POTRACK_TEST_SERVE=--db "+db+" --addr "+addr, "POTRACK_ADMIN_TOKEN=durability-test-token")
 	cmd.Env = append(cmd.Env, env...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -124,7 +124,7 @@ func (c *child) do(t *testing.T, method, path, auth, body string) (int, map[stri
 // setup creates a program and a partner, returning the API key.
 func (c *child) setup(t *testing.T) string {
 	t.Helper()
-	st, m := c.do(t, "POST", "/admin/api/programs", "tok", `{"name":"Durable"}`)
+	st, m := c.do(t, "POST", "/admin/api/programs", "durability-test-token", `{"name":"Durable"}`)
 	if st != 201 {
 		t.Fatalf("create program: %d %v", st, m)
 	}

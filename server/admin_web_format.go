@@ -76,6 +76,9 @@ func pageNumber(c *fiber.Ctx) int {
 	return n
 }
 
+// noticeParams are query flags that show a one-time notice after a form.
+var noticeParams = map[string]bool{"created": true, "refunded": true, "saved": true}
+
 func newPager(c *fiber.Ctx, page, total, shown int) pager {
 	p := pager{Page: page, Total: total, Last: max(1, (total+webPageSize-1)/webPageSize)}
 	if shown > 0 {
@@ -85,7 +88,10 @@ func newPager(c *fiber.Ctx, page, total, shown int) pager {
 	link := func(n int) string {
 		q := url.Values{}
 		for k, v := range c.Queries() {
-			q.Set(k, v)
+			// Keep the filters, not one-time notices such as ?created=1.
+			if !noticeParams[k] {
+				q.Set(k, v)
+			}
 		}
 		q.Set("page", strconv.Itoa(n))
 		return c.Path() + "?" + q.Encode()

@@ -139,7 +139,7 @@ func (s *Server) updateProgramForm(c *fiber.Ctx, sess *session) error {
 	section := c.Params("section")
 	in, st, err := programFormInput(c, section, p)
 	if err == nil {
-		_, err = s.updateProgram(c, p.ID, in)
+		_, err = s.updateProgram(c.UserContext(), p.ID, in)
 	}
 	if e := formError(err); e != nil {
 		st.Section, st.Error = savedSection(section), e

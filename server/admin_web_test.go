@@ -516,6 +516,11 @@ func TestAdminWebListsPaginate(t *testing.T) {
 	if r := w.get("/admin/programs/" + p.ID + "/partners?page=-1"); r.Status != 200 {
 		t.Errorf("nonsense page number: %d", r.Status)
 	}
+	// A one-time notice does not follow the page links.
+	noticed := w.get("/admin/programs/" + p.ID + "/partners?created=1")
+	if !strings.Contains(noticed.Body, "page=2") || strings.Contains(noticed.Body, "created=1&amp;page") || strings.Contains(noticed.Body, "created=1&page") {
+		t.Errorf("the page links carry the notice flag:\n%s", noticed.Body)
+	}
 }
 
 func TestAdminWebEmptyStates(t *testing.T) {

@@ -240,9 +240,9 @@ func (s *Server) adminGetProgram(c *fiber.Ctx) error {
 
 // updateProgram applies a change inside the write, so two concurrent
 // patches of different fields both survive.
-func (s *Server) updateProgram(c *fiber.Ctx, id string, in *programJSONIn) (*store.Program, error) {
+func (s *Server) updateProgram(ctx context.Context, id string, in *programJSONIn) (*store.Program, error) {
 	var p *store.Program
-	err := s.store.Write(c.UserContext(), func(tx *store.Tx) (err error) {
+	err := s.store.Write(ctx, func(tx *store.Tx) (err error) {
 		if p, err = tx.Program(id); err != nil {
 			return err
 		}
@@ -267,7 +267,7 @@ func (s *Server) adminPatchProgram(c *fiber.Ctx) error {
 	if err := decodeStrictJSON(c, &in); err != nil {
 		return err
 	}
-	p, err := s.updateProgram(c, c.Params("id"), &in)
+	p, err := s.updateProgram(c.UserContext(), c.Params("id"), &in)
 	if err != nil {
 		return err
 	}

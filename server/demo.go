@@ -35,10 +35,24 @@ var demoPages = []string{"landing", "product", "thanks"}
 func (s *Server) seedDemo(ctx context.Context) error {
 	id, err := s.store.Setting(ctx, demoProgramSetting)
 	if err == nil {
-		if _, err := s.store.Program(ctx, id); err == nil {
-			s.demoProgramID = id
+		p, err := s.store.Program(ctx, id)
+		if err != nil {
+			return nil // the demo program is gone; leave the database be
 		}
-		return nil
+		s.demoProgramID = id
+		// A later start may listen on another port: keep the demo shop's
+		// own origins allowed, or its sales would be refused.
+		origins := p.AllowedOrigins
+		for _, o := range s.ownOrigins() {
+			if !contains(origins, o) {
+				origins = append(origins, o)
+			}
+		}
+		if len(origins) == len(p.AllowedOrigins) {
+			return nil
+		}
+		_, err = s.updateProgram(ctx, id, &programJSONIn{AllowedOrigins: &origins})
+		return err
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return err

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -139,5 +140,22 @@ func TestDemoPages(t *testing.T) {
 	r := ts.request("GET", "/demo/product", "", "Cookie", "partnero_partner=<b>demo</b>")
 	if strings.Contains(r.Body, "<b>demo</b>") || !strings.Contains(r.Body, "&lt;b&gt;demo&lt;/b&gt;") {
 		t.Error("the referral cookie is not shown escaped")
+	}
+}
+
+// TestSeedDemoOnAnotherPort: a later demo start on another port adds that
+// port's origins to the demo program, keeping the ones it had.
+func TestSeedDemoOnAnotherPort(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Demo, c.Addr = true, "127.0.0.1:8080" })
+	if _, err := New(Config{DB: filepath.Join(ts.dir, "potrack.db"), AdminToken: testAdminToken, Demo: true, Addr: ":9090"}, ts.store); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ts.store.Program(context.Background(), ts.demoProgramID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "http://localhost:8080 http://127.0.0.1:8080 http://localhost:9090 http://127.0.0.1:9090"
+	if got := strings.Join(p.AllowedOrigins, " "); got != want {
+		t.Fatalf("allowed origins %q, want %q", got, want)
 	}
 }

@@ -85,22 +85,33 @@ func newPager(c *fiber.Ctx, page, total, shown int) pager {
 		p.From = (page-1)*webPageSize + 1
 		p.To = p.From + shown - 1
 	}
-	link := func(n int) string {
-		q := url.Values{}
-		for k, v := range c.Queries() {
-			// Keep the filters, not one-time notices such as ?created=1.
-			if !noticeParams[k] {
-				q.Set(k, v)
-			}
-		}
-		q.Set("page", strconv.Itoa(n))
-		return c.Path() + "?" + q.Encode()
-	}
 	if page > 1 {
-		p.Prev = link(min(page-1, p.Last))
+		p.Prev = pageLink(c, min(page-1, p.Last))
 	}
 	if page < p.Last {
-		p.Next = link(page + 1)
+		p.Next = pageLink(c, page+1)
 	}
 	return p
+}
+
+// pageLink is this list's address on page n, with its filters.
+func pageLink(c *fiber.Ctx, n int) string {
+	q := url.Values{}
+	for k, v := range c.Queries() {
+		// Keep the filters, not one-time notices such as ?created=1.
+		if !noticeParams[k] {
+			q.Set(k, v)
+		}
+	}
+	q.Set("page", strconv.Itoa(n))
+	return c.Path() + "?" + q.Encode()
+}
+
+// pastTheEnd sends a request for a page after the last one to the last
+// page, rather than showing an empty list that says there is nothing yet.
+func pastTheEnd(c *fiber.Ctx, p pager) (bool, error) {
+	if p.Page <= p.Last {
+		return false, nil
+	}
+	return true, c.Redirect(pageLink(c, p.Last), fiber.StatusSeeOther)
 }

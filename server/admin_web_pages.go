@@ -220,6 +220,9 @@ func (s *Server) renderPartners(c *fiber.Ctx, sess *session, status int, p *stor
 		d.Partners = append(d.Partners, partnerRow{pa, referralLink(base, p, pa.Key)})
 	}
 	d.Pager = newPager(c, page, total, len(list))
+	if done, err := pastTheEnd(c, d.Pager); done {
+		return err
+	}
 	v := s.viewProgram(c, p)
 	return s.render(c, status, "partners", sess, &pageData{Title: "Partners · " + p.Name, Program: v, Tab: "partners", Flash: flash, Data: d})
 }
@@ -302,6 +305,9 @@ func (s *Server) customersPage(c *fiber.Ctx, sess *session) error {
 		return err
 	}
 	d := customersData{Customers: list, Pager: newPager(c, page, total, len(list))}
+	if done, err := pastTheEnd(c, d.Pager); done {
+		return err
+	}
 	return s.render(c, fiber.StatusOK, "customers", sess, &pageData{Title: "Customers · " + p.Name,
 		Program: s.viewProgram(c, p), Tab: "customers", Data: d})
 }
@@ -343,6 +349,10 @@ func (s *Server) transactionsPage(c *fiber.Ctx, sess *session) error {
 	if err != nil {
 		return err
 	}
+	pg := newPager(c, page, total, len(list))
+	if done, err := pastTheEnd(c, pg); done {
+		return err
+	}
 	partners, _, err := s.store.Partners(c.UserContext(), p.ID, 200, 0)
 	if err != nil {
 		return err
@@ -351,7 +361,7 @@ func (s *Server) transactionsPage(c *fiber.Ctx, sess *session) error {
 	if err != nil {
 		return err
 	}
-	d := transactionsData{Transactions: list, Pager: newPager(c, page, total, len(list)), Filter: f,
+	d := transactionsData{Transactions: list, Pager: pg, Filter: f,
 		Partners: partners, Chart: chart}
 	flash := ""
 	if c.Query("refunded") == "1" {

@@ -516,6 +516,10 @@ func TestAdminWebListsPaginate(t *testing.T) {
 	if r := w.get("/admin/programs/" + p.ID + "/partners?page=-1"); r.Status != 200 {
 		t.Errorf("nonsense page number: %d", r.Status)
 	}
+	// A page after the last one leads to the last one.
+	if r := w.get("/admin/programs/" + p.ID + "/partners?page=99"); r.Status != 303 || !strings.Contains(r.Header.Get("Location"), "page=2") {
+		t.Errorf("page past the end: %d, Location %q", r.Status, r.Header.Get("Location"))
+	}
 	// A one-time notice does not follow the page links.
 	noticed := w.get("/admin/programs/" + p.ID + "/partners?created=1")
 	if !strings.Contains(noticed.Body, "page=2") || strings.Contains(noticed.Body, "created=1&amp;page") || strings.Contains(noticed.Body, "created=1&page") {

@@ -87,6 +87,12 @@ func (s *Server) collect(c *fiber.Ctx) error {
 	}
 	s.metrics.collected.WithLabelValues(typ, outcome).Inc()
 	if err != nil {
+		// An error reveals nothing a page may not know, and a script that
+		// cannot read it takes it for a network failure and retries a call
+		// that can never succeed. So every error answer is readable.
+		if o := c.Get(fiber.HeaderOrigin); o != "" {
+			c.Set(fiber.HeaderAccessControlAllowOrigin, o)
+		}
 		return err
 	}
 	return c.Status(status).JSON(answer)

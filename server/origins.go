@@ -44,7 +44,9 @@ func normalizeOrigin(s string) (string, error) {
 	if strings.Contains(host, ":") { // IPv6
 		out = scheme + "://[" + host + "]"
 	}
-	if p := u.Port(); p != "" {
+	// Browsers never send a scheme's default port in Origin, so an entry
+	// that names it would never match.
+	if p := u.Port(); p != "" && !(scheme == "https" && p == "443") && !(scheme == "http" && p == "80") {
 		out += ":" + p
 	}
 	return out, nil

@@ -141,8 +141,12 @@ func (s *Server) Banner() string {
 	switch {
 	case s.GeneratedAdminToken != "":
 		fmt.Fprintf(&b, "  Admin token:     %s\n                   (generated now and stored hashed: it is not shown again)\n", s.GeneratedAdminToken)
-	case s.cfg.AdminToken != "":
+	case s.cfg.AdminToken != "" && s.cfg.Demo:
+		// A local demo: whoever started it needs the token to sign in.
 		fmt.Fprintf(&b, "  Admin token:     %s\n", s.cfg.AdminToken)
+	case s.cfg.AdminToken != "":
+		// A chosen token is the operator's secret: keep it out of logs.
+		b.WriteString("  Admin token:     the one set by --admin-token / POTRACK_ADMIN_TOKEN\n")
 	default:
 		b.WriteString("  Admin token:     the one printed on the first start (set POTRACK_ADMIN_TOKEN to choose one)\n")
 	}

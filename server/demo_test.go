@@ -108,6 +108,17 @@ func TestBannerToken(t *testing.T) {
 	if strings.Contains(second.Banner(), first.GeneratedAdminToken) || !strings.Contains(second.Banner(), "http://localhost:8080/admin") {
 		t.Errorf("the second start's banner:\n%s", second.Banner())
 	}
+	// A configured token is shown only by a local demo.
+	chosen := "operator-chosen-token"
+	for demo, want := range map[bool]bool{false: false, true: true} {
+		srv, err := New(Config{Addr: ":8080", AdminToken: chosen, Demo: demo}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(srv.Banner(), chosen); got != want {
+			t.Errorf("demo %v: banner shows the configured token: %v, want %v\n%s", demo, got, want, srv.Banner())
+		}
+	}
 }
 
 func TestDemoPages(t *testing.T) {

@@ -74,8 +74,14 @@ func (s *Server) requireAdminToken(c *fiber.Ctx) error {
 
 // checkAdminToken accepts the admin token, and counts wrong ones per client
 // IP: past the budget, every attempt from that address is refused with 429
-// for the rest of the minute, the right token included.
+// for the rest of the minute, the right token included. Only wrong tokens
+// count, so a script using the admin API is not slowed down; guesses sent
+// in parallel can overshoot the budget by the few in flight. A request with
+// no token at all is no guess and is not counted.
 func (s *Server) checkAdminToken(c *fiber.Ctx, presented string) error {
+	if presented == "" {
+		return errUnauthorized.WithMessage("Send the admin token as 'Authorization: Bearer <token>'.")
+	}
 	key := "admin:" + ipLimitKey(s.clientIP(c))
 	if lc, err := s.limits.adminGuess.Peek(c.UserContext(), key); err == nil && lc.Reached {
 		setLimitHeaders(c, lc)

@@ -320,13 +320,14 @@ func (s *Server) stripeChargeRefunded(c *fiber.Ctx, p *store.Program, ev stripeE
 	if err != nil {
 		return stripeAnswer{}, err
 	}
-	if _, err := stripeMoney("data.object.amount_refunded", ch.AmountRefunded, ch.Currency); err != nil {
+	refundedMoney, err := stripeMoney("data.object.amount_refunded", ch.AmountRefunded, ch.Currency)
+	if err != nil {
 		return stripeAnswer{}, err
 	}
 	// amount_refunded is the charge's running total, which is what
 	// tracking.Refund takes; a total that reaches the sale's amount refunds
 	// it in full.
-	refunded := ch.AmountRefunded
+	refunded := refundedMoney.Minor
 	if refunded == 0 {
 		return stripeAnswer{stripeIgnored, "Nothing is refunded on this charge."}, nil
 	}
@@ -412,8 +413,10 @@ func (s *Server) stripeCustomer(c *fiber.Ctx, p *store.Program, ev stripeEvent) 
 	return ans, err
 }
 
-// stripeMoney converts a Stripe amount, already in minor units, after the
-// checks every other entry point applies.
+// stripeMoney converts a Stripe amount to our minor units, after the
+// checks every other entry point applies. Stripe's minor unit is not always
+// the currency's: it counts ISK in hundredths although the krona has no
+// subunit, and MGA in whole ariary although ISO gives it two decimals.
 func stripeMoney(field string, minor int64, currency string) (rules.Money, error) {
 	code, err := rules.NormalizeCurrency(currency)
 	if err != nil {
@@ -422,5 +425,30 @@ func stripeMoney(field string, minor int64, currency string) (rules.Money, error
 	if minor < 0 || minor > rules.MaxMinor {
 		return rules.Money{}, invalid(field, field+" is out of range.")
 	}
+	for ours, theirs := rules.Digits(code), stripeDigits(code); ours != theirs; {
+		if ours < theirs {
+			if minor%10 != 0 {
+				return rules.Money{}, invalid(field, field+" has more decimals than "+code+" allows.")
+			}
+			minor, theirs = minor/10, theirs-1
+		} else {
+			minor, theirs = minor*10, theirs+1
+		}
+	}
+	if minor > rules.MaxMinor {
+		return rules.Money{}, invalid(field, field+" is out of range.")
+	}
 	return rules.Money{Minor: minor, Currency: code}, nil
+}
+
+// stripeDigits is how many decimals Stripe's amounts carry in a currency
+// (docs.stripe.com/currencies: zero-decimal, three-decimal, else two).
+func stripeDigits(code string) int {
+	switch code {
+	case "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF":
+		return 0
+	case "BHD", "JOD", "KWD", "OMR", "TND":
+		return 3
+	}
+	return 2
 }

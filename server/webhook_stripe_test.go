@@ -195,6 +195,23 @@ func TestStripeWebhook(t *testing.T) {
 		{"sale for a referred customer stores one rewarded transaction", []stripeStep{
 			{event: sale, answer: "created", rows: saleStored},
 		}},
+		{"Stripe's minor units are converted where they are not the currency's", []stripeStep{
+			// 1,000 kr arrives as 100000 (Stripe counts ISK in hundredths).
+			{event: stripeTestEvent("invoice.paid", "", stripeTestInvoice("in_isk", "cus_A", 100000, "isk")), answer: "created", rows: map[string]int{
+				`SELECT count(*) FROM transactions WHERE key = 'in_isk' AND amount_minor = 1000 AND currency = 'ISK'`: 1,
+				`SELECT count(*) FROM rewards WHERE amount_minor = 200 AND currency = 'ISK'`:                          1}},
+			// 5,000 Ar arrives as 5000 (Stripe counts MGA in whole ariary).
+			{event: stripeTestEvent("invoice.paid", "", stripeTestInvoice("in_mga", "cus_A", 5000, "mga")), answer: "created", rows: map[string]int{
+				`SELECT count(*) FROM transactions WHERE key = 'in_mga' AND amount_minor = 500000 AND currency = 'MGA'`: 1}},
+			// JPY and KWD mean the same in both.
+			{event: stripeTestEvent("invoice.paid", "", stripeTestInvoice("in_jpy", "cus_A", 1000, "jpy")), answer: "created", rows: map[string]int{
+				`SELECT count(*) FROM transactions WHERE key = 'in_jpy' AND amount_minor = 1000 AND currency = 'JPY'`: 1}},
+			{event: stripeTestEvent("invoice.paid", "", stripeTestInvoice("in_kwd", "cus_A", 1234, "kwd")), answer: "created", rows: map[string]int{
+				`SELECT count(*) FROM transactions WHERE key = 'in_kwd' AND amount_minor = 1234 AND currency = 'KWD'`: 1}},
+			// An ISK amount with a fraction of a krona cannot be stored.
+			{event: stripeTestEvent("invoice.paid", "", stripeTestInvoice("in_isk2", "cus_A", 100050, "isk")), status: 422, answer: "invalid_field", rows: map[string]int{
+				`SELECT count(*) FROM transactions WHERE key = 'in_isk2'`: 0}},
+		}},
 		{"duplicate delivery stores nothing new", []stripeStep{
 			{event: sale, answer: "created"},
 			{event: sale, answer: "duplicate", rows: saleStored},

@@ -38,11 +38,16 @@ type Mode struct {
 	// attributed to a partner: browsers and gateways report every visitor,
 	// while only referred ones matter.
 	RequirePartner bool
+	// WholeContent makes a repeated key a replay only when every field
+	// matches, not just amount, currency and customer (SPEC.md's rule for
+	// /collect).
+	WholeContent bool
 }
 
 // REST is the server-to-server API: unattributed customers and sales are
-// stored, unknown partners are errors.
-var REST = Mode{}
+// stored, unknown partners are errors, and an idempotency key must come
+// back with the same content.
+var REST = Mode{WholeContent: true}
 
 // Tracked is the browser and gateway mode: nothing is stored without a
 // partner.
@@ -163,7 +168,7 @@ func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode
 	existing, err := tx.Transaction(p.ID, in.Key)
 	switch {
 	case err == nil:
-		if existing.Amount == in.Amount && existing.Customer != nil && existing.Customer.Key == in.Customer.Key {
+		if sameTransaction(existing, in, mode) {
 			return existing, Replayed, nil
 		}
 		return nil, 0, ErrKeyConflict
@@ -235,6 +240,15 @@ func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode
 		return nil, 0, err
 	}
 	return tr, Created, nil
+}
+
+// sameTransaction reports whether in repeats the stored transaction.
+func sameTransaction(t *store.Transaction, in TransactionInput, mode Mode) bool {
+	if t.Amount != in.Amount || t.Customer == nil || t.Customer.Key != in.Customer.Key {
+		return false
+	}
+	return !mode.WholeContent || (t.Action == in.Action && t.ProductID == in.ProductID &&
+		t.ProductType == in.ProductType && t.Rewardable == in.Rewardable)
 }
 
 // Refund marks refundedTotal minor units of a transaction as refunded in

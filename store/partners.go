@@ -124,10 +124,10 @@ func (s *Store) Partners(ctx context.Context, programID string, limit, offset in
 const partnerTotalsSQL = `SELECT
 	(SELECT count(*) FROM clicks WHERE partner_id = ?1),
 	(SELECT count(*) FROM customers WHERE partner_id = ?1),
-	(SELECT count(*) FROM rewards WHERE partner_id = ?1)`
+	(SELECT count(*) FROM transactions t JOIN customers c ON c.id = t.customer_id WHERE c.partner_id = ?1)`
 
-// PartnerTotals counts a partner's clicks, customers and rewarded
-// transactions, and sums its net rewards per currency.
+// PartnerTotals counts a partner's clicks, customers and its customers'
+// transactions (rewarded or not), and sums its net rewards per currency.
 func (s *Store) PartnerTotals(ctx context.Context, partnerID int64) (*PartnerTotals, error) {
 	var t PartnerTotals
 	if err := s.read.QueryRowContext(ctx, partnerTotalsSQL, partnerID).Scan(&t.Clicks, &t.Customers, &t.Transactions); err != nil {

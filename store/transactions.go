@@ -186,8 +186,8 @@ func (s *Store) Transactions(ctx context.Context, f TransactionFilter) ([]*Trans
 		args = append(args, f.CustomerKey)
 	}
 	if f.PartnerKey != "" {
-		where = append(where, `t.id IN (SELECT r.transaction_id FROM rewards r JOIN partners p ON p.id = r.partner_id
-			WHERE p.program_id = ? AND p.key = ?)`)
+		// The partner's sales are its customers', rewarded or not.
+		where = append(where, `c.partner_id = (SELECT id FROM partners WHERE program_id = ? AND key = ?)`)
 		args = append(args, f.ProgramID, f.PartnerKey)
 	}
 	if f.Source != "" {

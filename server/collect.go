@@ -194,15 +194,7 @@ func decodeCollect(c *fiber.Ctx) (*collectCall, error) {
 	}
 	if data != nil && len(call.Data) > 0 && string(call.Data) != "null" {
 		if err := json.Unmarshal(call.Data, data); err != nil {
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &te) {
-				field := "data"
-				if te.Field != "" {
-					field += "." + te.Field
-				}
-				return nil, errBadRequest.WithMessage("Field '" + field + "' has the wrong type: expected " + te.Type.String() + ".").WithField(field)
-			}
-			return nil, errBadRequest.WithMessage("data is not valid: " + err.Error() + ".").WithField("data")
+			return nil, jsonProblem(err, "data")
 		}
 	}
 	return &call, nil

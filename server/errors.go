@@ -3,8 +3,11 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -170,22 +173,76 @@ func decodeBody(c *fiber.Ctx, v any, strict bool) error {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return errBadRequest.WithMessage("Field '" + te.Field + "' has the wrong type: expected " + te.Type.String() + ".").WithField(te.Field)
-		}
-		var ve *rules.FieldError
-		if errors.As(err, &ve) {
-			return invalid(ve.Field, ve.Message)
-		}
-		if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			field = strings.Trim(field, `"`)
-			return errBadRequest.WithMessage("Unknown field '" + field + "'.").WithField(field)
-		}
-		return errBadRequest.WithMessage("The request body is not valid JSON: " + err.Error() + ".")
+		return jsonProblem(err, "")
 	}
 	if dec.More() {
 		return errBadRequest.WithMessage("The request body has data after the JSON object.")
 	}
 	return nil
+}
+
+// jsonProblem explains a JSON decoding error in the merchant's terms: which
+// field, and what it should be (never a Go type name). prefix names the
+// part of the body that was decoded ("data" for a /collect call's data).
+func jsonProblem(err error, prefix string) error {
+	join := func(field string) string {
+		switch {
+		case prefix == "":
+			return field
+		case field == "":
+			return prefix
+		}
+		return prefix + "." + field
+	}
+	var (
+		te *json.UnmarshalTypeError
+		se *json.SyntaxError
+		ve *rules.FieldError
+	)
+	switch {
+	case errors.As(err, &ve):
+		return invalid(join(ve.Field), ve.Message)
+	case errors.As(err, &te):
+		field := join(te.Field)
+		if field == "" {
+			return errBadRequest.WithMessage("The request body must be a JSON object.")
+		}
+		return errBadRequest.WithMessage("Field '" + field + "' must be " + jsonKind(te.Type) + ".").WithField(field)
+	case errors.As(err, &se):
+		return errBadRequest.WithMessage(fmt.Sprintf("The request body is not valid JSON (error at byte %d).", se.Offset))
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return errBadRequest.WithMessage("The request body ends before its JSON does.")
+	}
+	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		field = join(strings.Trim(field, `"`))
+		return errBadRequest.WithMessage("Unknown field '" + field + "'.").WithField(field)
+	}
+	// Our own UnmarshalJSON methods speak plainly already.
+	return errBadRequest.WithMessage("The request body is not valid: " + err.Error() + ".").WithField(prefix)
+}
+
+// jsonKind names what a Go type is in JSON.
+func jsonKind(t reflect.Type) string {
+	switch t {
+	case reflect.TypeOf(json.Number("")), reflect.TypeOf(rules.Decimal("")):
+		return "a number"
+	case reflect.TypeOf(flexString("")):
+		return "a string or a number"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "an object"
 }

@@ -33,6 +33,13 @@ func TestJunkNeverServerErrors(t *testing.T) {
 	other := ts.createProgram(`{"name":"Other"}`)
 	ts.api(other, "POST", "/v1/partners", `{"key":"x"}`)
 	before := ts.count(`SELECT (SELECT count(*) FROM partners) + (SELECT count(*) FROM customers) + (SELECT count(*) FROM transactions) + (SELECT count(*) FROM programs)`)
+	for i, body := range junkBodies {
+		r := ts.request("POST", "/collect", `{"program":"`+p.ID+`","type":"transactions.create","data":`+body+`}`,
+			"Origin", "https://shop.example")
+		if r.Status >= 500 || strings.Contains(r.Body, "server.") || strings.Contains(r.Body, "Go value") {
+			t.Errorf("/collect junk data #%d: %d %s", i, r.Status, r.Body)
+		}
+	}
 	targets := []struct{ method, path string }{
 		{"POST", "/v1/partners"}, {"POST", "/v1/customers"}, {"POST", "/v1/transactions"},
 		{"POST", "/admin/api/programs"}, {"PATCH", "/admin/api/programs/" + p.ID},
@@ -47,6 +54,12 @@ func TestJunkNeverServerErrors(t *testing.T) {
 			// A PATCH whose fields are all absent is a valid no-op.
 			if r.Status >= 500 || (r.Status < 400 && tg.method != "PATCH") {
 				t.Errorf("%s %s junk #%d: status %d %s", tg.method, tg.path, i, r.Status, r.Body)
+			}
+			// Messages are for merchants: no Go type names.
+			for _, leak := range []string{"server.", "rules.", "Go value", "json:"} {
+				if strings.Contains(r.Body, leak) {
+					t.Errorf("%s %s junk #%d: the message shows %q: %s", tg.method, tg.path, i, leak, r.Body)
+				}
 			}
 		}
 	}

@@ -173,7 +173,7 @@ func (s *Server) v1CreateTransactions(c *fiber.Ctx) error {
 			return err
 		})
 		if err != nil {
-			return err
+			return transactionError(err)
 		}
 		return created(c, res, viewTransaction(tr))
 	}
@@ -200,7 +200,7 @@ func (s *Server) v1CreateTransactions(c *fiber.Ctx) error {
 		for i, in := range ins {
 			tr, res, err := tracking.RecordTransaction(tx, p, in, tracking.REST)
 			if err != nil {
-				return inBatch(i, err)
+				return inBatch(i, transactionError(err))
 			}
 			allReplayed = allReplayed && res == tracking.Replayed
 			out[i] = viewTransaction(tr)
@@ -215,6 +215,15 @@ func (s *Server) v1CreateTransactions(c *fiber.Ctx) error {
 		res = tracking.Replayed
 	}
 	return created(c, res, out)
+}
+
+// transactionError names the field of a transaction body that an error
+// of the tracking rules is about.
+func transactionError(err error) error {
+	if errors.Is(err, tracking.ErrPartnerNotFound) {
+		return errPartnerNotFound.WithField("customer.partner")
+	}
+	return err
 }
 
 // inBatch names the batch entry an error belongs to.

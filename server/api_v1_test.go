@@ -191,7 +191,7 @@ func TestV1API(t *testing.T) {
 			status: 422, want: []string{`"customer.key":[`}, rows: map[string]int{txA: 0}},
 		{name: "partner not found", method: "POST", path: "/v1/transactions",
 			body: `{"key":"t","amount":"10","customer":{"key":"c","partner":{"key":"ghost"}},"options":{"create_customer":true}}`, status: 422,
-			rows: map[string]int{txA: 0, `SELECT count(*) FROM customers WHERE program_id = ?1`: 0}},
+			want: []string{`"customer.partner":[`}, rows: map[string]int{txA: 0, `SELECT count(*) FROM customers WHERE program_id = ?1`: 0}},
 		{name: "existing customer keeps partner", before: []string{`POST /v1/customers {"key":"c","partner":{"key":"partner_123"}}`},
 			method: "POST", path: "/v1/transactions", body: `{"key":"t","amount":"10","customer":{"key":"c"}}`, status: 201, want: []string{`"rewards":[{"amount":2.00`}},
 		{name: "three decimals rejected", method: "POST", path: "/v1/transactions", body: `{"key":"t","amount":1.005,"customer":{"key":"c"},"options":{"create_customer":true}}`,

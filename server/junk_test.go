@@ -81,7 +81,7 @@ func FuzzV1Transactions(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add(seedTransaction)
-	ts := newTestServer(&testing.T{})
+	ts := newTestServer(f)
 	p := ts.createProgram("")
 	f.Fuzz(func(t *testing.T, body string) {
 		ts.t = t

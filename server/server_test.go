@@ -18,12 +18,12 @@ const testAdminToken = "test-admin-token"
 // testServer is a server on a fresh database in t.TempDir().
 type testServer struct {
 	*Server
-	t     *testing.T
+	t     testing.TB
 	store *store.Store
 	dir   string
 }
 
-func newTestServer(t *testing.T, mutate ...func(*Config)) *testServer {
+func newTestServer(t testing.TB, mutate ...func(*Config)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := Config{DB: filepath.Join(dir, "potrack.db"), AdminToken: testAdminToken}
@@ -50,7 +50,7 @@ type response struct {
 }
 
 // JSON decodes the body into a generic map (numbers kept exact).
-func (r *response) JSON(t *testing.T) map[string]any {
+func (r *response) JSON(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	dec := json.NewDecoder(strings.NewReader(r.Body))

@@ -38,6 +38,7 @@ const (
 	stripeRefunded  = "refunded"
 	stripePending   = "pending"  // a refund kept until its sale arrives
 	stripeConflict  = "conflict" // the key is taken by a transaction with other content
+	stripeLinked    = "linked"   // a payment now known to have paid an invoice
 )
 
 // stripeAnswer is the body of an acknowledged event. Stripe shows it in the
@@ -92,6 +93,8 @@ func (s *Server) stripeWebhook(c *fiber.Ctx) error {
 		ans, err = s.stripeChargeSucceeded(c, p, ev)
 	case "charge.refunded":
 		ans, err = s.stripeChargeRefunded(c, p, ev)
+	case "invoice_payment.paid":
+		ans, err = s.stripeInvoicePayment(c, p, ev)
 	case "customer.created", "customer.updated":
 		ans, err = s.stripeCustomer(c, p, ev)
 	default:
@@ -206,7 +209,7 @@ func (s *Server) stripeInvoicePaid(c *fiber.Ctx, p *store.Program, ev stripeEven
 		// pay out for a sale of nothing.
 		return stripeAnswer{stripeIgnored, "Nothing was paid on this invoice."}, nil
 	}
-	return s.recordStripeSale(c, p, ev, inv.ID, string(inv.Customer), amount, inv.product())
+	return s.recordStripeSale(c, p, ev, inv.ID, string(inv.Customer), amount, inv.product(), nil)
 }
 
 // stripeCharge is a charge as every API version renders it.
@@ -221,6 +224,7 @@ type stripeCharge struct {
 	ID             string   `json:"id"`
 	Customer       stripeID `json:"customer"`
 	Invoice        stripeID `json:"invoice"`
+	PaymentIntent  stripeID `json:"payment_intent"`
 	Amount         int64    `json:"amount"`
 	AmountCaptured int64    `json:"amount_captured"`
 	AmountRefunded int64    `json:"amount_refunded"`
@@ -265,12 +269,15 @@ func (s *Server) stripeChargeSucceeded(c *fiber.Ctx, p *store.Program, ev stripe
 	if amount.Minor == 0 {
 		return stripeAnswer{stripeIgnored, "Nothing was paid with this charge."}, nil
 	}
-	return s.recordStripeSale(c, p, ev, ch.ID, string(ch.Customer), amount, "")
+	return s.recordStripeSale(c, p, ev, ch.ID, string(ch.Customer), amount, "", []string{ch.ID, string(ch.PaymentIntent)})
 }
 
 // recordStripeSale stores a sale attributed through its customer, and
-// applies a refund that arrived before it.
-func (s *Server) recordStripeSale(c *fiber.Ctx, p *store.Program, ev stripeEvent, key, customerKey string, amount rules.Money, productID string) (stripeAnswer, error) {
+// applies a refund that arrived before it. payments are the charge and
+// PaymentIntent of a charge sale: when one of them is known to have paid an
+// invoice, invoice.paid counts the sale, and a refund kept under them is
+// this sale's.
+func (s *Server) recordStripeSale(c *fiber.Ctx, p *store.Program, ev stripeEvent, key, customerKey string, amount rules.Money, productID string, payments []string) (stripeAnswer, error) {
 	if customerKey == "" {
 		return stripeAnswer{stripeIgnored, "The payment has no Stripe customer, so no partner can be credited."}, nil
 	}
@@ -283,6 +290,10 @@ func (s *Server) recordStripeSale(c *fiber.Ctx, p *store.Program, ev stripeEvent
 	}
 	var ans stripeAnswer
 	err := s.store.Write(c.UserContext(), func(tx *store.Tx) error {
+		if invoice, ok, err := tx.LinkedInvoice(p.ID, payments...); err != nil || ok {
+			ans = stripeAnswer{stripeIgnored, "This charge pays invoice " + invoice + "; invoice.paid counts it."}
+			return err
+		}
 		_, res, err := tracking.RecordTransaction(tx, p, in, tracking.Tracked)
 		if err != nil {
 			return err
@@ -296,15 +307,11 @@ func (s *Server) recordStripeSale(c *fiber.Ctx, p *store.Program, ev stripeEvent
 			return nil
 		}
 		ans = stripeAnswer{Status: stripeCreated}
-		refunded, ok, err := tx.TakePendingRefund(p.ID, key)
-		if err != nil || !ok {
-			return err
+		applied, err := applyPendingRefunds(tx, p, key, append([]string{key}, payments...))
+		if applied {
+			ans.Reason = "A refund received earlier was applied."
 		}
-		if _, err := tracking.Refund(tx, p, key, refunded); err != nil {
-			return err
-		}
-		ans.Reason = "A refund received earlier was applied."
-		return nil
+		return err
 	})
 	if errors.Is(err, tracking.ErrKeyConflict) {
 		// Retrying cannot resolve a conflict, so it is acknowledged and
@@ -331,14 +338,19 @@ func (s *Server) stripeChargeRefunded(c *fiber.Ctx, p *store.Program, ev stripeE
 	if refunded == 0 {
 		return stripeAnswer{stripeIgnored, "Nothing is refunded on this charge."}, nil
 	}
-	// The sale was stored under the invoice when the charge paid one.
-	key := ch.ID
-	if ch.Invoice != "" {
-		key = string(ch.Invoice)
-	}
-
 	var ans stripeAnswer
 	err = s.store.Write(c.UserContext(), func(tx *store.Tx) error {
+		// The sale was stored under the invoice when the charge paid one:
+		// the charge says so before API version 2025-03-31.basil, an
+		// invoice_payment.paid event after it.
+		key := ch.ID
+		if ch.Invoice != "" {
+			key = string(ch.Invoice)
+		} else if invoice, ok, err := tx.LinkedInvoice(p.ID, ch.ID, string(ch.PaymentIntent)); err != nil {
+			return err
+		} else if ok {
+			key = invoice
+		}
 		before, err := tx.Transaction(p.ID, key)
 		if errors.Is(err, store.ErrNotFound) {
 			if ch.Customer == "" {
@@ -346,8 +358,14 @@ func (s *Server) stripeChargeRefunded(c *fiber.Ctx, p *store.Program, ev stripeE
 				ans = stripeAnswer{stripeIgnored, "No sale " + key + " is stored and the charge has no customer."}
 				return nil
 			}
+			// Kept under the PaymentIntent when there is one: that is
+			// what an invoice_payment.paid names.
+			pending := key
+			if key == ch.ID && ch.PaymentIntent != "" {
+				pending = string(ch.PaymentIntent)
+			}
 			ans = stripeAnswer{stripePending, "No sale " + key + " is stored yet; the refund applies when it arrives."}
-			return tx.SavePendingRefund(p.ID, key, refunded)
+			return tx.SavePendingRefund(p.ID, pending, refunded)
 		}
 		if err != nil {
 			return err
@@ -363,6 +381,93 @@ func (s *Server) stripeChargeRefunded(c *fiber.Ctx, p *store.Program, ev stripeE
 			ans = stripeAnswer{Status: stripeRefunded}
 		}
 		return nil
+	})
+	return ans, err
+}
+
+// applyPendingRefunds applies to the stored sale key the refunds kept under
+// any of the given keys, and forgets them.
+func applyPendingRefunds(tx *store.Tx, p *store.Program, key string, keptUnder []string) (applied bool, err error) {
+	for _, k := range keptUnder {
+		if k == "" {
+			continue
+		}
+		refunded, ok, err := tx.TakePendingRefund(p.ID, k)
+		if err != nil {
+			return applied, err
+		}
+		if !ok {
+			continue
+		}
+		if _, err := tracking.Refund(tx, p, key, refunded); err != nil {
+			return applied, err
+		}
+		applied = true
+	}
+	return applied, nil
+}
+
+// stripeInvoicePayment is an invoice_payment.paid event: which charge or
+// PaymentIntent paid an invoice. Since API version 2025-03-31.basil only
+// these events tell, and a refund of the charge is the invoice's.
+type stripeInvoicePaymentObject struct {
+	Invoice stripeID `json:"invoice"`
+	Payment struct {
+		Charge        stripeID `json:"charge"`
+		PaymentIntent stripeID `json:"payment_intent"`
+	} `json:"payment"`
+}
+
+func (s *Server) stripeInvoicePayment(c *fiber.Ctx, p *store.Program, ev stripeEvent) (stripeAnswer, error) {
+	var ip stripeInvoicePaymentObject
+	if err := ev.decode(&ip); err != nil {
+		return stripeAnswer{}, err
+	}
+	invoice := string(ip.Invoice)
+	payments := []string{string(ip.Payment.Charge), string(ip.Payment.PaymentIntent)}
+	for i, field := range []string{"data.object.invoice", "data.object.payment.charge", "data.object.payment.payment_intent"} {
+		v := invoice
+		if i > 0 {
+			v = payments[i-1]
+		}
+		if err := checkText(field, v, maxKeyLen, i == 0); err != nil {
+			return stripeAnswer{}, err
+		}
+	}
+	if payments[0] == "" && payments[1] == "" {
+		return stripeAnswer{stripeIgnored, "The invoice payment names no charge or PaymentIntent."}, nil
+	}
+	ans := stripeAnswer{Status: stripeLinked}
+	err := s.store.Write(c.UserContext(), func(tx *store.Tx) error {
+		for _, pay := range payments {
+			if pay != "" {
+				if err := tx.LinkPayment(p.ID, pay, invoice); err != nil {
+					return err
+				}
+			}
+		}
+		// A refund that came before this link was kept under the payment.
+		if _, err := tx.Transaction(p.ID, invoice); errors.Is(err, store.ErrNotFound) {
+			for _, pay := range payments {
+				refunded, ok, err := tx.TakePendingRefund(p.ID, pay)
+				if err != nil {
+					return err
+				}
+				if ok {
+					if err := tx.SavePendingRefund(p.ID, invoice, refunded); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		} else if err != nil {
+			return err
+		}
+		applied, err := applyPendingRefunds(tx, p, invoice, payments)
+		if applied {
+			ans = stripeAnswer{stripeRefunded, "A refund of this payment received earlier was applied to invoice " + invoice + "."}
+		}
+		return err
 	})
 	return ans, err
 }

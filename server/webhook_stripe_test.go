@@ -187,6 +187,24 @@ func TestStripeWebhook(t *testing.T) {
 	}
 	blank := ""
 	garbage := "t=123,v1=zz"
+	// Since 2025-03-31.basil a charge does not name its invoice; an
+	// invoice_payment.paid event links its PaymentIntent to the invoice.
+	basilInvoiceCharge := func(refunded int64) string {
+		ch := stripeTestCharge("ch_9", "cus_A", "", 5000, refunded)
+		delete(ch, "invoice")
+		ch["payment_intent"] = "pi_1"
+		typ := "charge.refunded"
+		if refunded == 0 {
+			typ = "charge.succeeded"
+		}
+		return stripeTestEvent(typ, "2026-03-25.dahlia", ch)
+	}
+	invoicePayment := stripeTestEvent("invoice_payment.paid", "2026-03-25.dahlia", map[string]any{
+		"id": "inpay_1", "object": "invoice_payment", "invoice": "in_1", "amount_paid": 5000, "currency": "usd", "status": "paid",
+		"payment": map[string]any{"type": "payment_intent", "payment_intent": "pi_1"},
+	})
+	saleRefunded := map[string]int{qTransactions: 1, qPending: 0,
+		qSale("in_1", 5000, "refunded", 5000): 1, qReward("in_1", "alice", 1000, 1000, "reversed"): 1}
 
 	tests := []struct {
 		name  string
@@ -211,6 +229,27 @@ func TestStripeWebhook(t *testing.T) {
 			// An ISK amount with a fraction of a krona cannot be stored.
 			{event: stripeTestEvent("invoice.paid", "", stripeTestInvoice("in_isk2", "cus_A", 100050, "isk")), status: 422, answer: "invalid_field", rows: map[string]int{
 				`SELECT count(*) FROM transactions WHERE key = 'in_isk2'`: 0}},
+		}},
+		{"basil: a refund of an invoice's charge reverses the invoice's reward", []stripeStep{
+			{event: sale, answer: "created"},
+			{event: invoicePayment, answer: "linked"},
+			{event: basilInvoiceCharge(5000), answer: "refunded", rows: saleRefunded},
+		}},
+		{"basil: a refund before the link applies when the link arrives", []stripeStep{
+			{event: sale, answer: "created"},
+			{event: basilInvoiceCharge(5000), answer: "pending", rows: map[string]int{qPending: 1, qSale("in_1", 5000, "ok", 0): 1}},
+			{event: invoicePayment, answer: "refunded", rows: saleRefunded},
+		}},
+		{"basil: a refund before the link and the sale applies when the sale arrives", []stripeStep{
+			{event: basilInvoiceCharge(5000), answer: "pending"},
+			{event: invoicePayment, answer: "linked", rows: map[string]int{qPending: 1, qTransactions: 0}},
+			{event: sale, answer: "created", rows: saleRefunded},
+		}},
+		{"basil: a charge linked to an invoice is not counted twice", []stripeStep{
+			{event: invoicePayment, answer: "linked"},
+			{event: sale, answer: "created"},
+			{event: basilInvoiceCharge(0), answer: "ignored", rows: map[string]int{qTransactions: 1,
+				`SELECT count(*) FROM transactions WHERE key = 'ch_9'`: 0}},
 		}},
 		{"duplicate delivery stores nothing new", []stripeStep{
 			{event: sale, answer: "created"},

@@ -105,6 +105,18 @@ CREATE TABLE pending_refunds (
 	PRIMARY KEY (program_id, key)
 );
 `,
+	// 3: which Stripe charge or PaymentIntent paid which invoice. Since API
+	// version 2025-03-31.basil a charge no longer names its invoice;
+	// invoice_payment.paid events tell, and refunds of the charge need it.
+	`
+CREATE TABLE payment_links (
+	program_id TEXT NOT NULL REFERENCES programs(id),
+	payment    TEXT NOT NULL,
+	invoice    TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (program_id, payment)
+);
+`,
 }
 
 // SchemaVersion is the schema this binary writes.

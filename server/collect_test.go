@@ -870,3 +870,47 @@ func BenchmarkCollect(b *testing.B) { benchCollect(b, true) }
 // BenchmarkCollectSerial is one browser at a time: one commit per sale,
 // the baseline BenchmarkCollect's group commit is measured against.
 func BenchmarkCollectSerial(b *testing.B) { benchCollect(b, false) }
+
+// TestVerifiedSaleWinsOverBrowserReport: a browser report is unverified and
+// anyone can send one under any key. The merchant's own report of that key
+// (REST or Stripe) must not be refused because of it: with the same content
+// it confirms the row, with other content it replaces it.
+func TestVerifiedSaleWinsOverBrowserReport(t *testing.T) {
+	f := newCollectFixture(t)
+	post := func(key, amount string) int {
+		body := collectBody(f.shop.ID, "transactions.create", "bob",
+			`{"key":"`+key+`","amount":"`+amount+`","customer":{"key":"cust_alice"}}`)
+		return f.ts.request("POST", "/collect", body, "Origin", shopOrigin).Status
+	}
+	rest := func(key, amount string) *response {
+		return f.ts.api(f.shop, "POST", "/v1/transactions", `{"key":"`+key+`","amount":"`+amount+`","customer":{"key":"cust_alice"}}`)
+	}
+	// The same sale from the page and from the server: one row, now verified.
+	if st := post("order_1", "10.00"); st != 201 {
+		t.Fatalf("browser report: %d", st)
+	}
+	if r := rest("order_1", "10.00"); r.Status != 200 || r.Header.Get("Idempotent-Replayed") != "true" || !strings.Contains(r.Body, `"verified":true`) {
+		t.Fatalf("server report of the same sale: %d %s", r.Status, r.Body)
+	}
+	// A forged report under the merchant's next order key, with another amount.
+	if st := post("order_2", "9999.00"); st != 201 {
+		t.Fatalf("forged report: %d", st)
+	}
+	if r := rest("order_2", "25.00"); r.Status != 201 || !strings.Contains(r.Body, `"amount":25.00`) {
+		t.Fatalf("server report after a forged one: %d %s", r.Status, r.Body)
+	}
+	for q, want := range map[string]int{
+		`SELECT count(*) FROM transactions WHERE key = 'order_1' AND verified = 1`:                              1,
+		`SELECT count(*) FROM transactions WHERE key = 'order_2' AND verified = 1 AND amount_minor = 2500`:      1,
+		`SELECT count(*) FROM transactions WHERE key IN ('order_1', 'order_2')`:                                 2,
+		`SELECT count(*) FROM rewards r JOIN transactions t ON t.id = r.transaction_id WHERE t.key = 'order_2'`: 1,
+	} {
+		if got := f.ts.count(q); got != want {
+			t.Errorf("%s = %d, want %d", q, got, want)
+		}
+	}
+	// A verified sale is never replaced by a browser report.
+	if st := post("order_2", "1.00"); st != 409 {
+		t.Errorf("browser report over a verified sale: %d, want 409", st)
+	}
+}

@@ -131,6 +131,28 @@ func (t *Tx) SaveRefund(tr *Transaction) error {
 	return nil
 }
 
+// MarkVerified records that a trusted source confirmed a transaction.
+func (t *Tx) MarkVerified(id int64) error {
+	res, err := t.exec(`UPDATE transactions SET verified = 1 WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	return mustAffect(res)
+}
+
+// DeleteTransaction removes a transaction and its rewards, for a verified
+// report that replaces an unverified one with the same key.
+func (t *Tx) DeleteTransaction(id int64) error {
+	if _, err := t.exec(`DELETE FROM rewards WHERE transaction_id = ?`, id); err != nil {
+		return err
+	}
+	res, err := t.exec(`DELETE FROM transactions WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	return mustAffect(res)
+}
+
 // CountCustomerTransactions counts a customer's stored transactions.
 func (t *Tx) CountCustomerTransactions(customerID int64) (int, error) {
 	var n int

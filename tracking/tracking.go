@@ -167,10 +167,23 @@ type TransactionInput struct {
 func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode Mode) (*store.Transaction, Result, error) {
 	existing, err := tx.Transaction(p.ID, in.Key)
 	switch {
-	case err == nil:
-		if sameTransaction(existing, in, mode) {
-			return existing, Replayed, nil
+	case err == nil && sameTransaction(existing, in, mode):
+		if in.Verified && !existing.Verified {
+			// The merchant's server confirms what a browser reported.
+			if err := tx.MarkVerified(existing.ID); err != nil {
+				return nil, 0, err
+			}
+			existing.Verified = true
 		}
+		return existing, Replayed, nil
+	case err == nil && in.Verified && !existing.Verified && existing.Status == store.StatusOK:
+		// Anyone can report a browser sale, under any key: a forged one
+		// must not block the merchant's verified sale with the same key.
+		// The verified report replaces it.
+		if err := tx.DeleteTransaction(existing.ID); err != nil {
+			return nil, 0, err
+		}
+	case err == nil:
 		return nil, 0, ErrKeyConflict
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, 0, err

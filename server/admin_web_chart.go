@@ -2,7 +2,9 @@ package server
 
 import (
 	"fmt"
+	"github.com/bojanz/currency"
 	"math"
+	"math/big"
 	"sort"
 	"time"
 
@@ -134,7 +136,7 @@ func buildChart(cur string, since time.Time, daily []store.DailyTotal) *salesCha
 	}
 	for i := 0; i <= chartTicks; i++ {
 		v := scale * int64(i) / chartTicks
-		ch.Grid = append(ch.Grid, chartGridLine{Y: round1(y(v)), Label: formatMoney(rules.Money{Minor: v, Currency: cur})})
+		ch.Grid = append(ch.Grid, chartGridLine{Y: round1(y(v)), Label: axisLabel(rules.Money{Minor: v, Currency: cur})})
 	}
 	for i := 0; i < chartDays; i++ {
 		day := since.AddDate(0, 0, i)
@@ -167,6 +169,37 @@ func buildChart(cur string, since time.Time, daily []store.DailyTotal) *salesCha
 		ch.Days = append(ch.Days, cd)
 	}
 	return ch
+}
+
+// axisFormatter writes axis labels short: no cents on whole amounts, and
+// at most one decimal of a thousand, million or billion.
+var axisFormatter = func() *currency.Formatter {
+	f := currency.NewFormatter(currency.NewLocale("en"))
+	f.MinDigits, f.MaxDigits = 0, 1
+	return f
+}()
+
+// axisLabel is a y-axis label such as $250, $2,500, $40K or $1.5M, short
+// enough for the room left of the plot.
+func axisLabel(m rules.Money) string {
+	scale := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(rules.Digits(m.Currency))), nil)
+	major := new(big.Rat).SetFrac(big.NewInt(m.Minor), scale)
+	suffix := ""
+	for _, step := range []struct {
+		from, unit int64
+		suffix     string
+	}{{1e9, 1e9, "B"}, {1e6, 1e6, "M"}, {1e4, 1e3, "K"}} {
+		if major.Cmp(new(big.Rat).SetInt64(step.from)) >= 0 {
+			major.Quo(major, new(big.Rat).SetInt64(step.unit))
+			suffix = step.suffix
+			break
+		}
+	}
+	a, err := currency.NewAmount(major.FloatString(1), m.Currency)
+	if err != nil {
+		return formatMoney(m)
+	}
+	return axisFormatter.Format(a) + suffix
 }
 
 // addSaturating adds two non-negative sums, stopping at the largest int64:

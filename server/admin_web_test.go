@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/potrack/potrack/rules"
 	"github.com/potrack/potrack/store"
 )
 
@@ -633,6 +634,26 @@ func TestAdminWebStaticAssets(t *testing.T) {
 	}
 	if !strings.Contains(ts.web.css.url, "?v=") {
 		t.Errorf("stylesheet URL %q carries no content hash", ts.web.css.url)
+	}
+}
+
+func TestAxisLabel(t *testing.T) {
+	for _, tt := range []struct {
+		m    rules.Money
+		want string
+	}{
+		{rules.Money{Minor: 0, Currency: "USD"}, "$0"},
+		{rules.Money{Minor: 2500, Currency: "USD"}, "$25"},
+		{rules.Money{Minor: 2550, Currency: "USD"}, "$25.5"},
+		{rules.Money{Minor: 250000, Currency: "USD"}, "$2,500"},
+		{rules.Money{Minor: 4000000, Currency: "USD"}, "$40K"},
+		{rules.Money{Minor: 150000000, Currency: "USD"}, "$1.5M"},
+		{rules.Money{Minor: 1000, Currency: "JPY"}, "¥1,000"},
+		{rules.Money{Minor: 9_000_000_000_000_000_000, Currency: "USD"}, "$90,000,000B"},
+	} {
+		if got := axisLabel(tt.m); got != tt.want {
+			t.Errorf("axisLabel(%v) = %q, want %q", tt.m, got, tt.want)
+		}
 	}
 }
 

@@ -81,16 +81,7 @@ func TestAdminAPI(t *testing.T) {
 			if r.Status != sc.status {
 				t.Fatalf("status %d, want %d: %s", r.Status, sc.status, r.Body)
 			}
-			for _, w := range sc.want {
-				if !strings.Contains(r.Body, w) {
-					t.Errorf("body lacks %q: %s", w, r.Body)
-				}
-			}
-			for _, w := range sc.notWant {
-				if strings.Contains(r.Body, w) {
-					t.Errorf("body has %q: %s", w, r.Body)
-				}
-			}
+			r.expectBody(t, sc.want, sc.notWant)
 			if r.Status >= 400 && r.JSON(t)["error"] == nil {
 				t.Errorf("error body lacks 'error': %s", r.Body)
 			}

@@ -86,16 +86,7 @@ func (f *v1Fixture) run(t *testing.T, sc v1Scenario) {
 	if r.Status != sc.status {
 		t.Fatalf("status %d, want %d; body %s", r.Status, sc.status, r.Body)
 	}
-	for _, w := range sc.want {
-		if !strings.Contains(r.Body, w) {
-			t.Errorf("body lacks %q: %s", w, r.Body)
-		}
-	}
-	for _, w := range sc.notWant {
-		if strings.Contains(r.Body, w) {
-			t.Errorf("body has %q: %s", w, r.Body)
-		}
-	}
+	r.expectBody(t, sc.want, sc.notWant)
 	for k, v := range sc.header {
 		if got := r.Header.Get(k); got != v {
 			t.Errorf("header %s = %q, want %q", k, got, v)

@@ -61,6 +61,21 @@ func (r *response) JSON(t testing.TB) map[string]any {
 	return m
 }
 
+// expectBody checks that the body holds every want and no notWant.
+func (r *response) expectBody(t testing.TB, want, notWant []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(r.Body, w) {
+			t.Errorf("body lacks %q: %s", w, r.Body)
+		}
+	}
+	for _, w := range notWant {
+		if strings.Contains(r.Body, w) {
+			t.Errorf("body has %q: %s", w, r.Body)
+		}
+	}
+}
+
 // request sends one request through app.Test. headers are name, value pairs.
 func (ts *testServer) request(method, path, body string, headers ...string) *response {
 	ts.t.Helper()

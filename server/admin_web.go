@@ -112,7 +112,7 @@ func (s *Server) adminWebRoutes(app *fiber.App) {
 
 	app.Get("/admin/login", s.loginPage)
 	app.Post("/admin/login", s.login)
-	app.Post("/admin/logout", s.form(s.logout))
+	app.Post("/admin/logout", s.logout)
 
 	app.Get("/admin", s.page(s.programsPage))
 	app.Post("/admin/programs", s.form(s.createProgramForm))

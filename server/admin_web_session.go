@@ -204,7 +204,21 @@ func (s *Server) login(c *fiber.Ctx) error {
 	return c.Redirect(next, fiber.StatusSeeOther)
 }
 
-func (s *Server) logout(c *fiber.Ctx, _ *session) error {
+// logout drops the session cookie. It is not a s.form: signing out of a
+// session that has already ended simply succeeds. A live session still
+// needs its CSRF token, so another site cannot sign the merchant out.
+func (s *Server) logout(c *fiber.Ctx) error {
+	setPageHeaders(c)
+	if !s.sameOrigin(c) {
+		return s.errorPage(c, errForbidden.WithMessage("This form was sent from another site. Open the admin page and try again."))
+	}
+	sess, err := s.currentSession(c)
+	if err != nil {
+		return s.errorPage(c, err)
+	}
+	if sess != nil && !sess.validCSRF(c.FormValue("csrf")) {
+		return s.errorPage(c, errForbidden.WithMessage("The form was out of date or incomplete. Reload the page and try again."))
+	}
 	// A stateless session cannot be revoked on the server; the cookie is
 	// dropped here, and changing the admin token ends every session.
 	s.setSessionCookie(c, "", time.Unix(1, 0))

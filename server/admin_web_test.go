@@ -182,7 +182,6 @@ func TestAdminWebRequiresSession(t *testing.T) {
 			"/admin/programs/" + p.ID + "/partners":                  {"key": {"sneaky"}},
 			"/admin/programs/" + p.ID + "/rotate":                    {"secret": {"api_key"}},
 			"/admin/programs/" + p.ID + "/refund":                    {"key": {"x"}},
-			"/admin/logout":                                          {},
 			"/admin/programs/" + p.ID + "/settings/commission":       {"type": {"fixed"}, "value": {"1"}},
 			"/admin/programs/" + p.ID + "/settings/signature":        {"js_require_signature": {"on"}},
 			"/admin/programs/" + p.ID + "/settings/general":          {"name": {"x"}},
@@ -255,6 +254,18 @@ func TestAdminWebRequiresCSRF(t *testing.T) {
 		r := w.post("/admin/programs", url.Values{"name": {"X"}, "csrf": {""}})
 		if r.Status != 403 || ts.count(`SELECT count(*) FROM programs`) != 1 {
 			t.Fatalf("status %d, %d programs", r.Status, ts.count(`SELECT count(*) FROM programs`))
+		}
+	})
+	t.Run("signing out a live session needs its CSRF token", func(t *testing.T) {
+		r := ts.request("POST", "/admin/logout", "", "Cookie", sessionCookie+"="+w.cookie, "Content-Type", "application/x-www-form-urlencoded")
+		if r.Status != 403 || sessionCookieOf(r) != "" || r.Header.Get("Set-Cookie") != "" {
+			t.Fatalf("sign out without a token: %d, Set-Cookie %q", r.Status, r.Header.Get("Set-Cookie"))
+		}
+	})
+	t.Run("signing out without a session goes to the sign-in page", func(t *testing.T) {
+		r := ts.request("POST", "/admin/logout", "", "Content-Type", "application/x-www-form-urlencoded")
+		if r.Status != 303 || r.Header.Get("Location") != "/admin/login" {
+			t.Fatalf("sign out without a session: %d %s", r.Status, r.Header.Get("Location"))
 		}
 	})
 	t.Run("sign-out ends the session in the browser", func(t *testing.T) {

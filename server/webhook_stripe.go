@@ -294,7 +294,7 @@ func (s *Server) recordStripeSale(c *fiber.Ctx, p *store.Program, ev stripeEvent
 			ans = stripeAnswer{stripeIgnored, "This charge pays invoice " + invoice + "; invoice.paid counts it."}
 			return err
 		}
-		_, res, err := tracking.RecordTransaction(tx, p, in, tracking.Tracked)
+		_, res, err := tracking.RecordTransaction(tx, p, in, tracking.Gateway)
 		if err != nil {
 			return err
 		}
@@ -303,11 +303,12 @@ func (s *Server) recordStripeSale(c *fiber.Ctx, p *store.Program, ev stripeEvent
 			ans = stripeAnswer{Status: stripeDuplicate}
 			return nil
 		case tracking.Ignored:
-			ans = stripeAnswer{stripeIgnored, "Customer " + customerKey + " was not referred by a partner of this program."}
+			ans = stripeAnswer{stripeIgnored, "Customer " + customerKey + " is not attributed to a partner of this program. " +
+				"A sale of a customer potrack does not know yet is kept for 7 days, and recorded if the customer is attributed in that time."}
 			return nil
 		}
 		ans = stripeAnswer{Status: stripeCreated}
-		applied, err := applyPendingRefunds(tx, p, key, append([]string{key}, payments...))
+		applied, err := tracking.ApplyPendingRefunds(tx, p, key, append([]string{key}, payments...)...)
 		if applied {
 			ans.Reason = "A refund received earlier was applied."
 		}
@@ -385,28 +386,6 @@ func (s *Server) stripeChargeRefunded(c *fiber.Ctx, p *store.Program, ev stripeE
 	return ans, err
 }
 
-// applyPendingRefunds applies to the stored sale key the refunds kept under
-// any of the given keys, and forgets them.
-func applyPendingRefunds(tx *store.Tx, p *store.Program, key string, keptUnder []string) (applied bool, err error) {
-	for _, k := range keptUnder {
-		if k == "" {
-			continue
-		}
-		refunded, ok, err := tx.TakePendingRefund(p.ID, k)
-		if err != nil {
-			return applied, err
-		}
-		if !ok {
-			continue
-		}
-		if _, err := tracking.Refund(tx, p, key, refunded); err != nil {
-			return applied, err
-		}
-		applied = true
-	}
-	return applied, nil
-}
-
 // stripeInvoicePayment is an invoice_payment.paid event: which charge or
 // PaymentIntent paid an invoice. Since API version 2025-03-31.basil only
 // these events tell, and a refund of the charge is the invoice's.
@@ -463,7 +442,7 @@ func (s *Server) stripeInvoicePayment(c *fiber.Ctx, p *store.Program, ev stripeE
 		} else if err != nil {
 			return err
 		}
-		applied, err := applyPendingRefunds(tx, p, invoice, payments)
+		applied, err := tracking.ApplyPendingRefunds(tx, p, invoice, payments...)
 		if applied {
 			ans = stripeAnswer{stripeRefunded, "A refund of this payment received earlier was applied to invoice " + invoice + "."}
 		}
@@ -502,7 +481,7 @@ func (s *Server) stripeCustomer(c *fiber.Ctx, p *store.Program, ev stripeEvent) 
 	}
 	var ans stripeAnswer
 	err := s.store.Write(c.UserContext(), func(tx *store.Tx) error {
-		_, res, err := tracking.CreateCustomer(tx, p, in, store.PartnerRef{Key: partnerKey}, tracking.Tracked)
+		_, res, err := tracking.CreateCustomer(tx, p, in, store.PartnerRef{Key: partnerKey}, tracking.Gateway)
 		switch {
 		case err != nil:
 			return err

@@ -345,6 +345,22 @@ func TestStripeWebhook(t *testing.T) {
 			{event: stripeTestEvent("invoice.paid", "", stripeTestInvoice("in_M", "cus_M", 10000, "usd")), answer: "created",
 				rows: map[string]int{qSale("in_M", 10000, "ok", 0): 1, qReward("in_M", "bob", 2000, 0, "ok"): 1}},
 		}},
+		{"a sale before the event that attributes its customer is recorded when it arrives", []stripeStep{
+			{event: stripeTestEvent("invoice.paid", "", stripeTestInvoice("in_E", "cus_E", 10000, "usd")), answer: "ignored",
+				rows: map[string]int{qTransactions: 0, `SELECT count(*) FROM pending_sales WHERE key = 'in_E'`: 1}},
+			{event: refundOf(stripeTestCharge("ch_E", "cus_E", "in_E", 10000, 0), 2500), answer: "pending"},
+			{event: stripeTestEvent("customer.created", "", stripeTestCustomer("cus_E", map[string]string{"partnero_partner": "bob"})),
+				answer: "created", rows: map[string]int{qSale("in_E", 10000, "ok", 2500): 1, qReward("in_E", "bob", 2000, 500, "ok"): 1,
+					`SELECT count(*) FROM pending_sales`: 0, qPending: 0}},
+			// Stripe retries the sale: it is stored once.
+			{event: stripeTestEvent("invoice.paid", "", stripeTestInvoice("in_E", "cus_E", 10000, "usd")), answer: "duplicate",
+				rows: map[string]int{`SELECT count(*) FROM transactions WHERE key = 'in_E'`: 1}},
+		}},
+		{"a customer event without a partner leaves a kept sale waiting", []stripeStep{
+			{event: stripeTestEvent("invoice.paid", "", stripeTestInvoice("in_F", "cus_F", 5000, "usd")), answer: "ignored"},
+			{event: stripeTestEvent("customer.created", "", stripeTestCustomer("cus_F", nil)), answer: "ignored",
+				rows: map[string]int{`SELECT count(*) FROM pending_sales WHERE key = 'in_F'`: 1}},
+		}},
 		{"an existing customer is never re-attributed", []stripeStep{
 			{event: stripeTestEvent("customer.updated", "", stripeTestCustomer("cus_A", map[string]string{"partnero_partner": "bob"})),
 				answer: "duplicate"},
@@ -462,4 +478,18 @@ func TestStripeWebhookSecretFromStripe(t *testing.T) {
 	if r := f.ts.admin("PATCH", "/admin/api/programs/"+f.shop.ID, `{"webhook_secret":""}`); r.Status != 422 {
 		t.Errorf("an empty webhook secret: %d %s, want 422", r.Status, r.Body)
 	}
+}
+
+// TestStripeKeptSaleRecordedByAPICustomer: a sale kept for an unknown
+// customer is recorded when the merchant creates that customer, attributed,
+// through the REST API.
+func TestStripeKeptSaleRecordedByAPICustomer(t *testing.T) {
+	f := newStripeFixture(t)
+	if r := f.deliver(t, stripeStep{event: stripeTestEvent("invoice.paid", "", stripeTestInvoice("in_G", "cus_G", 5000, "usd"))}); r.Status != 200 || !strings.Contains(r.Body, `"ignored"`) {
+		t.Fatalf("sale of an unknown customer: %d %s", r.Status, r.Body)
+	}
+	if r := f.ts.api(f.shop, "POST", "/v1/customers", `{"key":"cus_G","partner":{"key":"alice"}}`); r.Status != 201 {
+		t.Fatalf("create customer: %d %s", r.Status, r.Body)
+	}
+	f.assertRows(t, 2, map[string]int{qSale("in_G", 5000, "ok", 0): 1, qReward("in_G", "alice", 1000, 0, "ok"): 1, `SELECT count(*) FROM pending_sales`: 0})
 }

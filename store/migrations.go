@@ -117,6 +117,26 @@ CREATE TABLE payment_links (
 	PRIMARY KEY (program_id, payment)
 );
 `,
+	// 4: gateway sales of customers not (yet) known, kept for a while in
+	// case an event that attributes the customer arrives after the sale.
+	`
+CREATE TABLE pending_sales (
+	program_id   TEXT NOT NULL REFERENCES programs(id),
+	key          TEXT NOT NULL,
+	customer_key TEXT NOT NULL,
+	amount_minor INTEGER NOT NULL,
+	currency     TEXT NOT NULL,
+	action       TEXT NOT NULL,
+	product_id   TEXT NOT NULL,
+	product_type TEXT NOT NULL,
+	source       TEXT NOT NULL,
+	occurred_at  INTEGER NOT NULL,
+	created_at   INTEGER NOT NULL,
+	PRIMARY KEY (program_id, key)
+);
+CREATE INDEX pending_sales_customer ON pending_sales (program_id, customer_key);
+CREATE INDEX pending_sales_created ON pending_sales (created_at);
+`,
 }
 
 // SchemaVersion is the schema this binary writes.

@@ -3,6 +3,9 @@ package store
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/potrack/potrack/rules"
 )
 
 // A pending refund total only grows, a full refund wins over any partial
@@ -59,5 +62,42 @@ func TestPendingRefunds(t *testing.T) {
 				t.Fatalf("the other program's pending refund: %d rows, want 1", n)
 			}
 		})
+	}
+}
+
+// TestPendingSalesExpire: a kept sale is given back once, oldest first, and
+// not after PendingSaleTTL.
+func TestPendingSalesExpire(t *testing.T) {
+	s, _ := openTest(t)
+	insertProgram(t, s, "prog")
+	ctx := context.Background()
+	usd := func(n int64) rules.Money { return rules.Money{Minor: n, Currency: "USD"} }
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	err := s.Write(ctx, func(tx *Tx) error {
+		for i, k := range []string{"late", "early", "old"} {
+			if err := tx.SavePendingSale("prog", PendingSale{Key: k, CustomerKey: "cus", Amount: usd(100), Action: "sale",
+				Source: SourceGateway, At: t0.Add(time.Duration(2-i) * time.Hour)}); err != nil {
+				return err
+			}
+		}
+		return tx.SavePendingSale("prog", PendingSale{Key: "late", CustomerKey: "cus", Amount: usd(999), At: t0})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.write.Exec(`UPDATE pending_sales SET created_at = ? WHERE key = 'old'`, time.Now().Add(-PendingSaleTTL-time.Hour).Unix()); err != nil {
+		t.Fatal(err)
+	}
+	var got []PendingSale
+	err = s.Write(ctx, func(tx *Tx) (err error) { got, err = tx.TakePendingSales("prog", "cus"); return err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Key != "early" || got[1].Key != "late" || got[1].Amount.Minor != 100 {
+		t.Fatalf("kept sales %+v, want early then late (the first save of late), without the expired one", got)
+	}
+	err = s.Write(ctx, func(tx *Tx) (err error) { got, err = tx.TakePendingSales("prog", "cus"); return err })
+	if err != nil || len(got) != 0 {
+		t.Fatalf("second take: %+v, %v", got, err)
 	}
 }

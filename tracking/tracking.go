@@ -42,6 +42,10 @@ type Mode struct {
 	// matches, not just amount, currency and customer (SPEC.md's rule for
 	// /collect).
 	WholeContent bool
+	// KeepUnknownCustomers keeps a sale of a customer not created yet, to
+	// record it if the customer is created attributed soon after: a
+	// gateway may deliver the sale before the event that attributes it.
+	KeepUnknownCustomers bool
 }
 
 // REST is the server-to-server API: unattributed customers and sales are
@@ -49,9 +53,12 @@ type Mode struct {
 // back with the same content.
 var REST = Mode{WholeContent: true}
 
-// Tracked is the browser and gateway mode: nothing is stored without a
-// partner.
+// Tracked is the browser mode: nothing is stored without a partner.
 var Tracked = Mode{RequirePartner: true}
+
+// Gateway is the payment gateway mode: like Tracked, but a sale of an
+// unknown customer waits a while for the customer (store.PendingSaleTTL).
+var Gateway = Mode{RequirePartner: true, KeepUnknownCustomers: true}
 
 // PartnerInput is a new partner.
 type PartnerInput struct{ Key, Email, Name string }
@@ -110,7 +117,63 @@ func CreateCustomer(tx *store.Tx, p *store.Program, in CustomerInput, ref store.
 	if err := tx.InsertCustomer(c); err != nil {
 		return nil, 0, err
 	}
+	if partner != nil {
+		if err := recordPendingSales(tx, p, c); err != nil {
+			return nil, 0, err
+		}
+	}
 	return c, Created, nil
+}
+
+// recordPendingSales records the gateway sales that arrived before their
+// customer was created attributed, with any refund that came before them.
+func recordPendingSales(tx *store.Tx, p *store.Program, c *store.Customer) error {
+	sales, err := tx.TakePendingSales(p.ID, c.Key)
+	if err != nil {
+		return err
+	}
+	for _, ps := range sales {
+		in := TransactionInput{
+			Key: ps.Key, Amount: ps.Amount, Action: ps.Action, ProductID: ps.ProductID, ProductType: ps.ProductType,
+			Rewardable: true, CreatedAt: ps.At, Customer: CustomerInput{Key: c.Key}, Source: ps.Source, Verified: true,
+		}
+		_, res, err := RecordTransaction(tx, p, in, Tracked)
+		if errors.Is(err, ErrKeyConflict) {
+			continue // the key was taken meanwhile; the stored sale stands
+		}
+		if err != nil {
+			return err
+		}
+		if res == Created {
+			if _, err := ApplyPendingRefunds(tx, p, ps.Key, ps.Key); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ApplyPendingRefunds applies to the stored transaction key the refunds
+// that arrived before it and were kept under any of keptUnder, and forgets
+// them.
+func ApplyPendingRefunds(tx *store.Tx, p *store.Program, key string, keptUnder ...string) (applied bool, err error) {
+	for _, k := range keptUnder {
+		if k == "" {
+			continue
+		}
+		refunded, ok, err := tx.TakePendingRefund(p.ID, k)
+		if err != nil {
+			return applied, err
+		}
+		if !ok {
+			continue
+		}
+		if _, err := Refund(tx, p, key, refunded); err != nil {
+			return applied, err
+		}
+		applied = true
+	}
+	return applied, nil
 }
 
 func sameCustomer(c *store.Customer, in CustomerInput, ref store.PartnerRef) bool {
@@ -202,6 +265,12 @@ func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode
 		case rules.CustomerNotFound:
 			return nil, 0, ErrCustomerNotFound
 		case rules.Ignore:
+			if mode.KeepUnknownCustomers {
+				return nil, Ignored, tx.SavePendingSale(p.ID, store.PendingSale{
+					Key: in.Key, CustomerKey: in.Customer.Key, Amount: in.Amount, Action: in.Action,
+					ProductID: in.ProductID, ProductType: in.ProductType, Source: in.Source, At: in.CreatedAt,
+				})
+			}
 			if mode.RequirePartner {
 				return nil, Ignored, nil
 			}

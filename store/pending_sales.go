@@ -1,0 +1,78 @@
+package store
+
+import (
+	"sort"
+	"time"
+
+	"github.com/potrack/potrack/rules"
+)
+
+// A payment gateway may deliver a sale before the event that attributes
+// its customer (Stripe does not promise an order). Such a sale is kept here
+// for PendingSaleTTL, and recorded if the customer is created attributed
+// in that time; most are sales of customers nobody referred, and expire.
+
+// PendingSaleTTL is how long a sale waits for its customer.
+const PendingSaleTTL = 7 * 24 * time.Hour
+
+// PendingSale is a verified, rewardable sale waiting for its customer.
+type PendingSale struct {
+	Key         string
+	CustomerKey string
+	Amount      rules.Money
+	Action      string
+	ProductID   string
+	ProductType string
+	Source      string
+	At          time.Time
+}
+
+// SavePendingSale keeps a sale (once per key) and forgets the program's
+// expired ones.
+func (t *Tx) SavePendingSale(programID string, s PendingSale) error {
+	if _, err := t.exec(`DELETE FROM pending_sales WHERE program_id = ? AND created_at < ?`,
+		programID, unix(t.now.Add(-PendingSaleTTL))); err != nil {
+		return err
+	}
+	_, err := t.exec(`INSERT INTO pending_sales (program_id, key, customer_key, amount_minor, currency, action,
+		product_id, product_type, source, occurred_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (program_id, key) DO NOTHING`,
+		programID, s.Key, s.CustomerKey, s.Amount.Minor, s.Amount.Currency, s.Action, s.ProductID, s.ProductType,
+		s.Source, unix(s.At), unix(t.now))
+	return err
+}
+
+// TakePendingSales returns and forgets the unexpired sales kept for a
+// customer, oldest first.
+func (t *Tx) TakePendingSales(programID, customerKey string) ([]PendingSale, error) {
+	rows, err := t.query(`DELETE FROM pending_sales WHERE program_id = ? AND customer_key = ?
+		RETURNING key, customer_key, amount_minor, currency, action, product_id, product_type, source, occurred_at, created_at`,
+		programID, customerKey)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []PendingSale
+	for rows.Next() {
+		var (
+			s           PendingSale
+			at, created int64
+		)
+		if err := rows.Scan(&s.Key, &s.CustomerKey, &s.Amount.Minor, &s.Amount.Currency, &s.Action, &s.ProductID,
+			&s.ProductType, &s.Source, &at, &created); err != nil {
+			return nil, err
+		}
+		if fromUnix(created).Before(t.now.Add(-PendingSaleTTL)) {
+			continue
+		}
+		s.At = fromUnix(at)
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// RETURNING gives no order; sales are recorded oldest first, so
+	// "first N transactions" limits count them in the order they happened.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out, nil
+}

@@ -2,12 +2,12 @@ package server
 
 import (
 	"fmt"
-	"github.com/bojanz/currency"
 	"math"
 	"math/big"
 	"sort"
 	"time"
 
+	"github.com/bojanz/currency"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/potrack/potrack/rules"

@@ -909,6 +909,15 @@ func TestVerifiedSaleWinsOverBrowserReport(t *testing.T) {
 			t.Errorf("%s = %d, want %d", q, got, want)
 		}
 	}
+	// Confirming takes every field: a browser report with another product
+	// (which picks the commission) is replaced, not confirmed.
+	body := collectBody(f.shop.ID, "transactions.create", "bob", `{"key":"order_3","amount":"10.00","product_id":"gold","customer":{"key":"cust_alice"}}`)
+	if st := f.ts.request("POST", "/collect", body, "Origin", shopOrigin).Status; st != 201 {
+		t.Fatalf("browser report with a product: %d", st)
+	}
+	if r := rest("order_3", "10.00"); r.Status != 201 || !strings.Contains(r.Body, `"product_id":""`) || !strings.Contains(r.Body, `"verified":true`) {
+		t.Fatalf("server report of another product: %d %s", r.Status, r.Body)
+	}
 	// A verified sale is never replaced by a browser report.
 	if st := post("order_2", "1.00"); st != 409 {
 		t.Errorf("browser report over a verified sale: %d, want 409", st)

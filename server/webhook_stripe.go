@@ -288,6 +288,9 @@ func (s *Server) recordStripeSale(c *fiber.Ctx, p *store.Program, ev stripeEvent
 		Key: key, Amount: amount, Action: "sale", ProductID: productID, Rewardable: true, CreatedAt: ev.At,
 		Customer: tracking.CustomerInput{Key: customerKey}, Source: store.SourceGateway, Verified: true,
 	}
+	if len(payments) > 1 {
+		in.Payment = payments[1] // the charge's PaymentIntent
+	}
 	var ans stripeAnswer
 	err := s.store.Write(c.UserContext(), func(tx *store.Tx) error {
 		if invoice, ok, err := tx.LinkedInvoice(p.ID, payments...); err != nil || ok {

@@ -356,6 +356,34 @@ func TestStripeWebhook(t *testing.T) {
 			{event: stripeTestEvent("invoice.paid", "", stripeTestInvoice("in_E", "cus_E", 10000, "usd")), answer: "duplicate",
 				rows: map[string]int{`SELECT count(*) FROM transactions WHERE key = 'in_E'`: 1}},
 		}},
+		{"a one-off charge refunded before its customer is attributed arrives refunded", func() []stripeStep {
+			ch := stripeTestCharge("ch_X", "cus_X", "", 5000, 0)
+			ch["payment_intent"] = "pi_X"
+			refunded := stripeTestCharge("ch_X", "cus_X", "", 5000, 5000)
+			refunded["payment_intent"] = "pi_X"
+			return []stripeStep{
+				{event: stripeTestEvent("charge.succeeded", "", ch), answer: "ignored"},
+				{event: stripeTestEvent("charge.refunded", "", refunded), answer: "pending"},
+				{event: stripeTestEvent("customer.created", "", stripeTestCustomer("cus_X", map[string]string{"partnero_partner": "bob"})),
+					answer: "created", rows: map[string]int{qSale("ch_X", 5000, "refunded", 5000): 1,
+						qReward("ch_X", "bob", 1000, 1000, "reversed"): 1, qPending: 0}},
+			}
+		}()},
+		{"basil: kept charge and invoice of one payment are counted once", func() []stripeStep {
+			ch := stripeTestCharge("ch_Z", "cus_Z", "", 5000, 0)
+			delete(ch, "invoice")
+			ch["payment_intent"] = "pi_Z"
+			return []stripeStep{
+				{event: stripeTestEvent("charge.succeeded", "2026-03-25.dahlia", ch), answer: "ignored"},
+				{event: stripeTestEvent("invoice_payment.paid", "2026-03-25.dahlia", map[string]any{
+					"id": "inpay_Z", "object": "invoice_payment", "invoice": "in_Z", "amount_paid": 5000, "currency": "usd", "status": "paid",
+					"payment": map[string]any{"type": "payment_intent", "payment_intent": "pi_Z"},
+				}), answer: "linked"},
+				{event: stripeTestEvent("invoice.paid", "", stripeTestInvoice("in_Z", "cus_Z", 5000, "usd")), answer: "ignored"},
+				{event: stripeTestEvent("customer.created", "", stripeTestCustomer("cus_Z", map[string]string{"partnero_partner": "bob"})),
+					answer: "created", rows: map[string]int{qTransactions: 1, qSale("in_Z", 5000, "ok", 0): 1, `SELECT count(*) FROM pending_sales`: 0}},
+			}
+		}()},
 		{"a customer event without a partner leaves a kept sale waiting", []stripeStep{
 			{event: stripeTestEvent("invoice.paid", "", stripeTestInvoice("in_F", "cus_F", 5000, "usd")), answer: "ignored"},
 			{event: stripeTestEvent("customer.created", "", stripeTestCustomer("cus_F", nil)), answer: "ignored",
@@ -492,4 +520,27 @@ func TestStripeKeptSaleRecordedByAPICustomer(t *testing.T) {
 		t.Fatalf("create customer: %d %s", r.Status, r.Body)
 	}
 	f.assertRows(t, 2, map[string]int{qSale("in_G", 5000, "ok", 0): 1, qReward("in_G", "alice", 1000, 0, "ok"): 1, `SELECT count(*) FROM pending_sales`: 0})
+}
+
+// TestStripeKeptSaleRecordedByInlineCustomer: a transaction that creates
+// its customer (REST with create_customer, or the browser) records the
+// gateway sales kept for that customer first, then itself.
+func TestStripeKeptSaleRecordedByInlineCustomer(t *testing.T) {
+	f := newStripeFixture(t)
+	for _, key := range []string{"in_Y1", "in_Y2"} {
+		f.deliver(t, stripeStep{event: stripeTestEvent("invoice.paid", "", stripeTestInvoice(key, "cus_Y", 5000, "usd"))})
+	}
+	// The second kept sale reported again by the merchant's server: a replay.
+	r := f.ts.api(f.shop, "POST", "/v1/transactions", `{"key":"in_Y2","amount":"50.00","product_id":"prod_pro","customer":{"key":"cus_Y","partner":{"key":"alice"}},"options":{"create_customer":true}}`)
+	if r.Status != 200 || r.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("REST report of a kept sale: %d %s", r.Status, r.Body)
+	}
+	r = f.ts.api(f.shop, "POST", "/v1/transactions", `{"key":"tx_y3","amount":"10","customer":{"key":"cus_Y"}}`)
+	if r.Status != 201 {
+		t.Fatalf("later sale: %d %s", r.Status, r.Body)
+	}
+	f.assertRows(t, 3, map[string]int{
+		qSale("in_Y1", 5000, "ok", 0): 1, qSale("in_Y2", 5000, "ok", 0): 1,
+		`SELECT count(*) FROM transactions WHERE program_id = ?1`: 3, `SELECT count(*) FROM pending_sales`: 0,
+	})
 }

@@ -130,6 +130,7 @@ CREATE TABLE pending_sales (
 	product_id   TEXT NOT NULL,
 	product_type TEXT NOT NULL,
 	source       TEXT NOT NULL,
+	payment      TEXT NOT NULL DEFAULT '',
 	occurred_at  INTEGER NOT NULL,
 	created_at   INTEGER NOT NULL,
 	PRIMARY KEY (program_id, key)

@@ -39,8 +39,8 @@ type Mode struct {
 	// while only referred ones matter.
 	RequirePartner bool
 	// WholeContent makes a repeated key a replay only when every field
-	// matches, not just amount, currency and customer (SPEC.md's rule for
-	// /collect).
+	// matches, not just amount, currency and customer (which is SPEC.md's
+	// rule for /collect, and enough for a gateway).
 	WholeContent bool
 	// KeepUnknownCustomers keeps a sale of a customer not created yet, to
 	// record it if the customer is created attributed soon after: a
@@ -133,9 +133,18 @@ func recordPendingSales(tx *store.Tx, p *store.Program, c *store.Customer) error
 		return err
 	}
 	for _, ps := range sales {
+		// A charge learnt meanwhile to have paid an invoice is counted by
+		// the invoice.
+		if _, linked, err := tx.LinkedInvoice(p.ID, ps.Key, ps.Payment); err != nil || linked {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		in := TransactionInput{
 			Key: ps.Key, Amount: ps.Amount, Action: ps.Action, ProductID: ps.ProductID, ProductType: ps.ProductType,
 			Rewardable: true, CreatedAt: ps.At, Customer: CustomerInput{Key: c.Key}, Source: ps.Source, Verified: true,
+			Payment: ps.Payment,
 		}
 		_, res, err := RecordTransaction(tx, p, in, Tracked)
 		if errors.Is(err, ErrKeyConflict) {
@@ -145,7 +154,7 @@ func recordPendingSales(tx *store.Tx, p *store.Program, c *store.Customer) error
 			return err
 		}
 		if res == Created {
-			if _, err := ApplyPendingRefunds(tx, p, ps.Key, ps.Key); err != nil {
+			if _, err := ApplyPendingRefunds(tx, p, ps.Key, ps.Key, ps.Payment); err != nil {
 				return err
 			}
 		}
@@ -222,6 +231,9 @@ type TransactionInput struct {
 	CreateCustomer bool
 	Source         string
 	Verified       bool
+	// Payment is a gateway's other id for the payment (a Stripe
+	// PaymentIntent): a refund or invoice link may be kept under it.
+	Payment string
 }
 
 // RecordTransaction stores a sale with its reward. A stored key with the
@@ -230,14 +242,15 @@ type TransactionInput struct {
 func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode Mode) (*store.Transaction, Result, error) {
 	existing, err := tx.Transaction(p.ID, in.Key)
 	switch {
-	case err == nil && sameTransaction(existing, in, mode):
-		if in.Verified && !existing.Verified {
-			// The merchant's server confirms what a browser reported.
-			if err := tx.MarkVerified(existing.ID); err != nil {
-				return nil, 0, err
-			}
-			existing.Verified = true
+	case err == nil && in.Verified && !existing.Verified && sameTransaction(existing, in, Mode{WholeContent: true}):
+		// The merchant's server confirms what a browser reported, field
+		// for field: the product fields choose the commission.
+		if err := tx.MarkVerified(existing.ID); err != nil {
+			return nil, 0, err
 		}
+		existing.Verified = true
+		return existing, Replayed, nil
+	case err == nil && sameTransaction(existing, in, mode) && (existing.Verified || !in.Verified):
 		return existing, Replayed, nil
 	case err == nil && in.Verified && !existing.Verified && existing.Status == store.StatusOK:
 		// Anyone can report a browser sale, under any key: a forged one
@@ -268,7 +281,8 @@ func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode
 			if mode.KeepUnknownCustomers {
 				return nil, Ignored, tx.SavePendingSale(p.ID, store.PendingSale{
 					Key: in.Key, CustomerKey: in.Customer.Key, Amount: in.Amount, Action: in.Action,
-					ProductID: in.ProductID, ProductType: in.ProductType, Source: in.Source, At: in.CreatedAt,
+					ProductID: in.ProductID, ProductType: in.ProductType, Source: in.Source, Payment: in.Payment,
+					At: in.CreatedAt,
 				})
 			}
 			if mode.RequirePartner {
@@ -287,6 +301,21 @@ func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode
 			Email: in.Customer.Email, Partner: partner}
 		if err := tx.InsertCustomer(customer); err != nil {
 			return nil, 0, err
+		}
+		if partner != nil {
+			// Gateway sales kept for this customer come first: they
+			// happened before this one. One of them may have this key.
+			if err := recordPendingSales(tx, p, customer); err != nil {
+				return nil, 0, err
+			}
+			switch earlier, err := tx.Transaction(p.ID, in.Key); {
+			case err == nil && sameTransaction(earlier, in, mode):
+				return earlier, Replayed, nil
+			case err == nil:
+				return nil, 0, ErrKeyConflict
+			case !errors.Is(err, store.ErrNotFound):
+				return nil, 0, err
+			}
 		}
 	}
 	if customer.Partner == nil && mode.RequirePartner {

@@ -236,8 +236,10 @@ type TransactionInput struct {
 	Payment string
 }
 
-// RecordTransaction stores a sale with its reward. A stored key with the
-// same amount, currency and customer is a replay; with other content,
+// RecordTransaction stores a sale with its reward. A key already stored
+// with the same content (see Mode.WholeContent) is a replay. A verified
+// report (REST, gateway) of a key a browser reported confirms that row when
+// every field matches and replaces it otherwise; any other difference is
 // ErrKeyConflict.
 func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode Mode) (*store.Transaction, Result, error) {
 	existing, err := tx.Transaction(p.ID, in.Key)

@@ -164,25 +164,36 @@ func (s *Server) page(h webHandler) fiber.Handler {
 // the session's CSRF token, or it answers 403.
 func (s *Server) form(h webHandler) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		setPageHeaders(c)
-		if !s.sameOrigin(c) {
-			return s.errorPage(c, errForbidden.WithMessage("This form was sent from another site. Open the admin page and try again."))
+		sess, err := s.formSession(c)
+		if err == nil && sess == nil {
+			err = errForbidden.WithMessage("Your session has ended. Sign in again and repeat the change.")
 		}
-		sess, err := s.currentSession(c)
+		if err == nil {
+			err = h(c, sess)
+		}
 		if err != nil {
-			return s.errorPage(c, err)
-		}
-		if sess == nil {
-			return s.errorPage(c, errForbidden.WithMessage("Your session has ended. Sign in again and repeat the change."))
-		}
-		if !sess.validCSRF(c.FormValue("csrf")) {
-			return s.errorPage(c, errForbidden.WithMessage("The form was out of date or incomplete. Reload the page and try again."))
-		}
-		if err := h(c, sess); err != nil {
 			return s.errorPage(c, err)
 		}
 		return nil
 	}
+}
+
+// formSession checks a posted form: it must come from this site and, when
+// the browser has a session, carry that session's CSRF token. The session
+// is nil when there is none.
+func (s *Server) formSession(c *fiber.Ctx) (*session, error) {
+	setPageHeaders(c)
+	if !s.sameOrigin(c) {
+		return nil, errForbidden.WithMessage("This form was sent from another site. Open the admin page and try again.")
+	}
+	sess, err := s.currentSession(c)
+	if err != nil || sess == nil {
+		return nil, err
+	}
+	if !sess.validCSRF(c.FormValue("csrf")) {
+		return nil, errForbidden.WithMessage("The form was out of date or incomplete. Reload the page and try again.")
+	}
+	return sess, nil
 }
 
 // setPageHeaders keeps admin pages out of caches and frames, and lets them

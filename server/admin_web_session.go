@@ -208,16 +208,8 @@ func (s *Server) login(c *fiber.Ctx) error {
 // session that has already ended simply succeeds. A live session still
 // needs its CSRF token, so another site cannot sign the merchant out.
 func (s *Server) logout(c *fiber.Ctx) error {
-	setPageHeaders(c)
-	if !s.sameOrigin(c) {
-		return s.errorPage(c, errForbidden.WithMessage("This form was sent from another site. Open the admin page and try again."))
-	}
-	sess, err := s.currentSession(c)
-	if err != nil {
+	if _, err := s.formSession(c); err != nil {
 		return s.errorPage(c, err)
-	}
-	if sess != nil && !sess.validCSRF(c.FormValue("csrf")) {
-		return s.errorPage(c, errForbidden.WithMessage("The form was out of date or incomplete. Reload the page and try again."))
 	}
 	// A stateless session cannot be revoked on the server; the cookie is
 	// dropped here, and changing the admin token ends every session.

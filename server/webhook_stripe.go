@@ -209,7 +209,7 @@ func (s *Server) stripeInvoicePaid(c *fiber.Ctx, p *store.Program, ev stripeEven
 		// pay out for a sale of nothing.
 		return stripeAnswer{stripeIgnored, "Nothing was paid on this invoice."}, nil
 	}
-	return s.recordStripeSale(c, p, ev, inv.ID, string(inv.Customer), amount, inv.product(), nil)
+	return s.recordStripeSale(c, p, ev, inv.ID, string(inv.Customer), amount, inv.product(), "")
 }
 
 // stripeCharge is a charge as every API version renders it.
@@ -269,15 +269,15 @@ func (s *Server) stripeChargeSucceeded(c *fiber.Ctx, p *store.Program, ev stripe
 	if amount.Minor == 0 {
 		return stripeAnswer{stripeIgnored, "Nothing was paid with this charge."}, nil
 	}
-	return s.recordStripeSale(c, p, ev, ch.ID, string(ch.Customer), amount, "", []string{ch.ID, string(ch.PaymentIntent)})
+	return s.recordStripeSale(c, p, ev, ch.ID, string(ch.Customer), amount, "", string(ch.PaymentIntent))
 }
 
 // recordStripeSale stores a sale attributed through its customer, and
-// applies a refund that arrived before it. payments are the charge and
-// PaymentIntent of a charge sale: when one of them is known to have paid an
-// invoice, invoice.paid counts the sale, and a refund kept under them is
-// this sale's.
-func (s *Server) recordStripeSale(c *fiber.Ctx, p *store.Program, ev stripeEvent, key, customerKey string, amount rules.Money, productID string, payments []string) (stripeAnswer, error) {
+// applies a refund that arrived before it. A charge sale's key is the
+// charge id, and paymentIntent its PaymentIntent: when either is known to
+// have paid an invoice, invoice.paid counts the sale, and a refund kept
+// under either is this sale's.
+func (s *Server) recordStripeSale(c *fiber.Ctx, p *store.Program, ev stripeEvent, key, customerKey string, amount rules.Money, productID, paymentIntent string) (stripeAnswer, error) {
 	if customerKey == "" {
 		return stripeAnswer{stripeIgnored, "The payment has no Stripe customer, so no partner can be credited."}, nil
 	}
@@ -288,12 +288,10 @@ func (s *Server) recordStripeSale(c *fiber.Ctx, p *store.Program, ev stripeEvent
 		Key: key, Amount: amount, Action: "sale", ProductID: productID, Rewardable: true, CreatedAt: ev.At,
 		Customer: tracking.CustomerInput{Key: customerKey}, Source: store.SourceGateway, Verified: true,
 	}
-	if len(payments) > 1 {
-		in.Payment = payments[1] // the charge's PaymentIntent
-	}
+	in.Payment = paymentIntent
 	var ans stripeAnswer
 	err := s.store.Write(c.UserContext(), func(tx *store.Tx) error {
-		if invoice, ok, err := tx.LinkedInvoice(p.ID, payments...); err != nil || ok {
+		if invoice, ok, err := tx.LinkedInvoice(p.ID, key, paymentIntent); err != nil || ok {
 			ans = stripeAnswer{stripeIgnored, "This charge pays invoice " + invoice + "; invoice.paid counts it."}
 			return err
 		}
@@ -311,7 +309,7 @@ func (s *Server) recordStripeSale(c *fiber.Ctx, p *store.Program, ev stripeEvent
 			return nil
 		}
 		ans = stripeAnswer{Status: stripeCreated}
-		applied, err := tracking.ApplyPendingRefunds(tx, p, key, append([]string{key}, payments...)...)
+		applied, err := tracking.ApplyPendingRefunds(tx, p, key, key, paymentIntent)
 		if applied {
 			ans.Reason = "A refund received earlier was applied."
 		}
@@ -407,14 +405,12 @@ func (s *Server) stripeInvoicePayment(c *fiber.Ctx, p *store.Program, ev stripeE
 	}
 	invoice := string(ip.Invoice)
 	payments := []string{string(ip.Payment.Charge), string(ip.Payment.PaymentIntent)}
-	for i, field := range []string{"data.object.invoice", "data.object.payment.charge", "data.object.payment.payment_intent"} {
-		v := invoice
-		if i > 0 {
-			v = payments[i-1]
-		}
-		if err := checkText(field, v, maxKeyLen, i == 0); err != nil {
-			return stripeAnswer{}, err
-		}
+	if err := errors.Join(
+		checkText("data.object.invoice", invoice, maxKeyLen, true),
+		checkText("data.object.payment.charge", payments[0], maxKeyLen, false),
+		checkText("data.object.payment.payment_intent", payments[1], maxKeyLen, false),
+	); err != nil {
+		return stripeAnswer{}, err
 	}
 	if payments[0] == "" && payments[1] == "" {
 		return stripeAnswer{stripeIgnored, "The invoice payment names no charge or PaymentIntent."}, nil

@@ -5,7 +5,7 @@ CHROMIUM ?= /usr/bin/chromium
 .PHONY: build run test check bench chromium clean
 
 build:
-	$(GO) build -o bin/potrack ./cmd/potrack
+	$(GO) build -buildvcs=auto -o bin/potrack ./cmd/potrack
 
 # The demo's admin token is fixed so the README walk-through works as
 # pasted; set POTRACK_ADMIN_TOKEN to choose another. Because that token is

@@ -1,80 +1,171 @@
 // Command potrack is the affiliate tracking server.
+//
+// The command line is urfave/cli (as ntfy's): every subcommand has its own
+// --help listing each flag with its environment variable and default, flags
+// are spelled --flag, and a stray argument is an error rather than the end of
+// flag parsing.
 package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
+	"github.com/urfave/cli/v3"
+
 	"github.com/potrack/potrack/server"
 	"github.com/potrack/potrack/store"
 )
 
-const usage = `potrack: a self-hosted tracking server for affiliate programs.
-
-Usage:
-  potrack serve [flags]   run the server
-  potrack help            show this text
-
-Run 'potrack serve -h' for the flags. Every flag can also be set by the
-environment variable named next to it.
-`
+// exitUsage is the exit status for a command line that cannot be run as
+// written (unknown command, flag or argument), as in most Unix tools.
+const exitUsage = 2
 
 func main() {
-	if len(os.Args) < 2 || os.Args[1] == "help" || os.Args[1] == "-h" || os.Args[1] == "--help" {
-		fmt.Print(usage)
-		return
+	os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
+}
+
+// usageError is a command line that cannot be run as written: it is told in
+// one line with a hint, and exits 2.
+type usageError struct {
+	msg  string
+	hint string // the command whose --help to read
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+// run runs the command line args (args[0] is the program name) and returns
+// the process's exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newCommand(stdout, stderr)
+	err := root.Run(ctx, args)
+	if err == nil {
+		return 0
 	}
-	switch os.Args[1] {
-	case "serve":
-		if err := serve(os.Args[2:]); err != nil {
-			slog.Error("potrack stopped", "err", err)
-			os.Exit(1)
-		}
-	default:
-		fmt.Fprintf(os.Stderr, "potrack: unknown command %q\n\n%s", os.Args[1], usage)
-		os.Exit(2)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "potrack: %s\nRun '%s --help' for usage.\n", ue.msg, ue.hint)
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "potrack: %s\n", err)
+	return 1
+}
+
+func newCommand(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "potrack",
+		Usage: "a self-hosted tracking server for affiliate programs",
+		Description: "Run 'potrack serve' to start the server, 'potrack COMMAND --help' for a\n" +
+			"command's flags. Every flag can also be set by the environment\n" +
+			"variable shown next to it. Documentation: docs/ in the repository.",
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		// Errors are printed once, by run, not by the library as well.
+		ExitErrHandler: func(context.Context, *cli.Command, error) {},
+		OnUsageError:   usageErrorOf,
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.NArg() > 0 {
+				return &usageError{fmt.Sprintf("unknown command %q", cmd.Args().First()), "potrack"}
+			}
+			return cli.ShowRootCommandHelp(cmd)
+		},
+		Commands: []*cli.Command{serveCommand(), versionCommand()},
 	}
 }
 
-// env returns the environment variable or def.
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
+// usageErrorOf turns the library's flag errors ("flag provided but not
+// defined: -x") into a usageError naming the command to ask for help.
+func usageErrorOf(_ context.Context, cmd *cli.Command, err error, _ bool) error {
+	msg := err.Error()
+	// Go's flag package names the flag with one dash; ours are spelled --flag.
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		name = strings.TrimLeft(name, "-")
+		dashes := "--"
+		if len(name) == 1 {
+			dashes = "-"
+		}
+		msg = "unknown flag " + dashes + name
 	}
-	return def
+	return &usageError{msg, cmd.FullName()}
 }
 
-func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var cfg server.Config
-	var proxies string
-	fs.StringVar(&cfg.Addr, "addr", env("POTRACK_ADDR", server.DefaultAddr), "listen address (POTRACK_ADDR)")
-	fs.StringVar(&cfg.DB, "db", env("POTRACK_DB", server.DefaultDB), "SQLite database file (POTRACK_DB)")
-	fs.StringVar(&cfg.PublicURL, "public-url", env("POTRACK_PUBLIC_URL", ""), "URL browsers and gateways use to reach this server, e.g. https://track.example (POTRACK_PUBLIC_URL)")
-	fs.StringVar(&proxies, "trusted-proxies", env("POTRACK_TRUSTED_PROXIES", ""), "comma-separated CIDRs or IPs of reverse proxies whose X-Forwarded-For is trusted (POTRACK_TRUSTED_PROXIES)")
-	fs.StringVar(&cfg.AdminToken, "admin-token", env("POTRACK_ADMIN_TOKEN", ""), "admin token; generated on first start when empty (POTRACK_ADMIN_TOKEN)")
-	fs.StringVar(&cfg.RateLimitIP, "rate-limit-ip", env("POTRACK_RATE_LIMIT_IP", server.DefaultRateLimitIP), "requests per client IP on /collect, ulule/limiter format like 120-M (POTRACK_RATE_LIMIT_IP)")
-	fs.StringVar(&cfg.RateLimitProgram, "rate-limit-program", env("POTRACK_RATE_LIMIT_PROGRAM", server.DefaultRateLimitProgram), "requests per program on /collect (POTRACK_RATE_LIMIT_PROGRAM)")
-	demo := env("POTRACK_DEMO", "") == "1" || env("POTRACK_DEMO", "") == "true"
-	fs.BoolVar(&cfg.Demo, "demo", demo, "seed a demo program, partner and shop pages into a new database (POTRACK_DEMO)")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
-		return err
+// noArgs refuses positional arguments: `potrack serve extra --db X` must not
+// run on the defaults.
+func noArgs(cmd *cli.Command) error {
+	if cmd.NArg() > 0 {
+		return &usageError{fmt.Sprintf("%s takes no arguments, got %q", cmd.FullName(), cmd.Args().First()), cmd.FullName()}
 	}
-	for _, p := range strings.Split(proxies, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			cfg.TrustedProxies = append(cfg.TrustedProxies, p)
-		}
-	}
+	return nil
+}
 
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "serve",
+		Usage:        "run the server",
+		OnUsageError: usageErrorOf,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "addr", Value: server.DefaultAddr, Sources: cli.EnvVars("POTRACK_ADDR"),
+				Usage: "listen address"},
+			&cli.StringFlag{Name: "db", Value: server.DefaultDB, Sources: cli.EnvVars("POTRACK_DB"),
+				Usage: "SQLite database file (its folder is created)"},
+			&cli.StringFlag{Name: "public-url", Sources: cli.EnvVars("POTRACK_PUBLIC_URL"),
+				Usage: "URL browsers and gateways use to reach this server, e.g. https://track.example (default: the request's own)"},
+			&cli.StringFlag{Name: "trusted-proxies", Sources: cli.EnvVars("POTRACK_TRUSTED_PROXIES"),
+				Usage: "comma-separated CIDRs or IPs of reverse proxies whose X-Forwarded-For is believed"},
+			&cli.StringFlag{Name: "admin-token", Sources: cli.EnvVars("POTRACK_ADMIN_TOKEN"),
+				Usage: "admin token, 16 characters or more (default: generated on the first start and printed once)"},
+			&cli.StringFlag{Name: "rate-limit-ip", Value: server.DefaultRateLimitIP, Sources: cli.EnvVars("POTRACK_RATE_LIMIT_IP"),
+				Usage: "requests per client IP on /collect (N-S, N-M, N-H or N-D)"},
+			&cli.StringFlag{Name: "rate-limit-program", Value: server.DefaultRateLimitProgram, Sources: cli.EnvVars("POTRACK_RATE_LIMIT_PROGRAM"),
+				Usage: "requests per program on /collect"},
+			&cli.BoolFlag{Name: "demo", Sources: cli.EnvVars("POTRACK_DEMO"),
+				Usage: "seed a demo program, partner and shop pages into a new database"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if err := noArgs(cmd); err != nil {
+				return err
+			}
+			cfg := server.Config{
+				Addr:             cmd.String("addr"),
+				DB:               cmd.String("db"),
+				PublicURL:        cmd.String("public-url"),
+				AdminToken:       cmd.String("admin-token"),
+				RateLimitIP:      cmd.String("rate-limit-ip"),
+				RateLimitProgram: cmd.String("rate-limit-program"),
+				Demo:             cmd.Bool("demo"),
+			}
+			for _, p := range strings.Split(cmd.String("trusted-proxies"), ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+				}
+			}
+			return serve(ctx, cfg, cmd.Root().Writer)
+		},
+	}
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "version",
+		Usage:        "print the version and the commit it was built from",
+		OnUsageError: usageErrorOf,
+		Action: func(_ context.Context, cmd *cli.Command) error {
+			if err := noArgs(cmd); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintln(cmd.Root().Writer, versionLine())
+			return err
+		},
+	}
+}
+
+func serve(ctx context.Context, cfg server.Config, stdout io.Writer) error {
 	st, err := store.Open(cfg.DB)
 	if err != nil {
 		return err
@@ -86,8 +177,8 @@ func serve(args []string) error {
 	}
 	// The banner shows where to click and, when it was just generated, the
 	// admin token: the one time it is known in clear.
-	fmt.Print(srv.Banner())
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	fmt.Fprint(stdout, srv.Banner())
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	slog.Info("potrack listening", "addr", cfg.Addr, "db", cfg.DB)
 	if err := srv.Serve(ctx); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,16 +19,12 @@ import (
 	"time"
 )
 
-// The tests run the real `potrack serve` in a child process: the test
-// binary re-executes itself with POTRACK_TEST_SERVE set and becomes the
-// server, so it can be killed with SIGKILL like a production process.
+// The tests run the real command line in a child process: the test binary
+// re-executes itself with POTRACK_TEST_ARGS set and becomes `potrack ARGS`,
+// so it can be killed with SIGKILL like a production process.
 func TestMain(m *testing.M) {
-	if args := os.Getenv("POTRACK_TEST_SERVE"); args != "" {
-		if err := serve(strings.Fields(args)); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+	if args, ok := os.LookupEnv("POTRACK_TEST_ARGS"); ok {
+		os.Exit(run(context.Background(), append([]string{"potrack"}, strings.Fields(args)...), os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }
@@ -80,9 +77,16 @@ func freePort(t *testing.T) string {
 
 func startServer(t *testing.T, db string, env ...string) *child {
 	t.Helper()
+	return startServerArgs(t, "serve --db "+db, append([]string{"POTRACK_ADMIN_TOKEN=durability-test-token"}, env...)...)
+}
+
+// startServerArgs runs `potrack ARGS --addr FREE_PORT` and waits for
+// /healthz.
+func startServerArgs(t *testing.T, args string, env ...string) *child {
+	t.Helper()
 	addr := freePort(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(cleanEnv(), "POTRACK_TEST_SERVE=--db "+db+" --addr "+addr, "POTRACK_ADMIN_TOKEN=durability-test-token")
+	cmd.Env = append(cleanEnv(), "POTRACK_TEST_ARGS="+args+" --addr "+addr)
 	cmd.Env = append(cmd.Env, env...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -238,7 +242,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 	dir := t.TempDir()
 	addr := freePort(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(cleanEnv(), "POTRACK_TEST_SERVE=--rate-limit-ip 5-S", "POTRACK_ADDR="+addr, "POTRACK_DB="+filepath.Join(dir, "x.db"))
+	cmd.Env = append(cleanEnv(), "POTRACK_TEST_ARGS=serve --rate-limit-ip 5-S", "POTRACK_ADDR="+addr, "POTRACK_DB="+filepath.Join(dir, "x.db"))
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

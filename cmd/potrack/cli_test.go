@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runCLI runs `potrack ARGS` as a child process and returns its exit status
+// and output.
+func runCLI(t *testing.T, dir string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Dir = dir
+	cmd.Env = append(cleanEnv(), "POTRACK_TEST_ARGS="+strings.Join(args, " "))
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("potrack %v did not exit; output:\n%s%s", args, out.String(), errOut.String())
+	}
+	return code, out.String(), errOut.String()
+}
+
+// TestCommandLine runs the binary's command line as a user would type it.
+func TestCommandLine(t *testing.T) {
+	everyFlag := []string{
+		"--addr", "$POTRACK_ADDR", `":8080"`,
+		"--db", "$POTRACK_DB", `"./data/potrack.db"`,
+		"--public-url", "$POTRACK_PUBLIC_URL",
+		"--trusted-proxies", "$POTRACK_TRUSTED_PROXIES",
+		"--admin-token", "$POTRACK_ADMIN_TOKEN",
+		"--rate-limit-ip", "$POTRACK_RATE_LIMIT_IP", `"120-M"`,
+		"--rate-limit-program", "$POTRACK_RATE_LIMIT_PROGRAM", `"60000-M"`,
+		"--demo", "$POTRACK_DEMO",
+	}
+	scenarios := []struct {
+		name       string
+		args       []string
+		code       int
+		stdout     []string // each must appear
+		stderr     []string
+		noStdout   bool
+		noDataDir  bool // nothing may be created in the working folder
+		stderrLine int  // when > 0, stderr has exactly this many lines
+	}{
+		{name: "no command shows the commands", args: nil, stdout: []string{"potrack serve", "serve", "version"}},
+		{name: "--help", args: []string{"--help"}, stdout: []string{"USAGE", "serve", "run the server", "version"}},
+		{name: "help serve", args: []string{"help", "serve"}, stdout: everyFlag},
+		{name: "serve --help lists every flag with its variable and default", args: []string{"serve", "--help"}, stdout: everyFlag, noDataDir: true},
+		{name: "serve -h", args: []string{"serve", "-h"}, stdout: []string{"--addr", "$POTRACK_ADDR"}, noDataDir: true},
+		{name: "version", args: []string{"version"}, stdout: []string{"potrack ", "go1."}},
+		{name: "unknown command", args: []string{"frobnicate"}, code: 2, noStdout: true, noDataDir: true,
+			stderr: []string{`unknown command "frobnicate"`, "potrack --help"}, stderrLine: 2},
+		{name: "a stray word before flags is an error, not the end of the flags", args: []string{"serve", "extra", "--db", "x.db", "--addr", "127.0.0.1:1"},
+			code: 2, noStdout: true, noDataDir: true, stderr: []string{`"extra"`, "potrack serve --help"}, stderrLine: 2},
+		{name: "a stray word after flags", args: []string{"serve", "--db", "x.db", "extra"},
+			code: 2, noStdout: true, noDataDir: true, stderr: []string{`"extra"`}, stderrLine: 2},
+		{name: "unknown flag", args: []string{"serve", "--frob"}, code: 2, noStdout: true, noDataDir: true,
+			stderr: []string{"unknown flag --frob", "potrack serve --help"}, stderrLine: 2},
+		{name: "flag without its value", args: []string{"serve", "--db"}, code: 2, noStdout: true, noDataDir: true,
+			stderr: []string{"--db"}, stderrLine: 2},
+		{name: "version takes no arguments", args: []string{"version", "now"}, code: 2, noStdout: true,
+			stderr: []string{`"now"`}, stderrLine: 2},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			code, stdout, stderr := runCLI(t, dir, sc.args...)
+			if code != sc.code {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, sc.code, stdout, stderr)
+			}
+			for _, w := range sc.stdout {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout)
+				}
+			}
+			for _, w := range sc.stderr {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+			if sc.noStdout && stdout != "" {
+				t.Errorf("stdout should be empty, got:\n%s", stdout)
+			}
+			if sc.stderrLine > 0 {
+				if n := strings.Count(stderr, "\n"); n != sc.stderrLine {
+					t.Errorf("stderr has %d lines, want %d:\n%s", n, sc.stderrLine, stderr)
+				}
+			}
+			if sc.noDataDir {
+				entries, _ := os.ReadDir(dir)
+				if len(entries) > 0 {
+					t.Errorf("the command created %s although it should not have run", entries[0].Name())
+				}
+			}
+			for _, internal := range []string{"flag provided but not defined", "goroutine ", "panic"} {
+				if strings.Contains(stderr, internal) {
+					t.Errorf("stderr shows %q:\n%s", internal, stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestServeFlagsAreUsed: flags in the GNU --flag=value form are
+// read wherever they stand, and serve really uses them.
+func TestServeFlagsAreUsed(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "chosen.db")
+	c := startServerArgs(t, "serve --admin-token flags-test-token-123 --db="+db)
+	if st, _ := c.do(t, "GET", "/admin/api/programs", "flags-test-token-123", ""); st != 200 {
+		t.Fatalf("--admin-token not used: %d", st)
+	}
+	if _, err := os.Stat(db); err != nil {
+		t.Fatalf("--db= not used: %v", err)
+	}
+}
+
+func TestFormatVersion(t *testing.T) {
+	info := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123456789abcdef0123"},
+		{Key: "vcs.time", Value: "2026-11-30T10:00:00Z"},
+		{Key: "vcs.modified", Value: "true"},
+	}}
+	want := "potrack v1.2.3 commit 0123456789ab (2026-11-30T10:00:00Z, with uncommitted changes) go1.26.8"
+	if got := formatVersion(info); got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	bare := &debug.BuildInfo{GoVersion: "go1.26.8"}
+	if got := formatVersion(bare); got != "potrack (devel) go1.26.8" {
+		t.Fatalf("without VCS information: %q", got)
+	}
+}

@@ -64,8 +64,8 @@ func newCommand(stdout, stderr io.Writer) *cli.Command {
 		Description: "Run 'potrack serve' to start the server, 'potrack COMMAND --help' for a\n" +
 			"command's flags. Every flag can also be set by the environment\n" +
 			"variable shown next to it. Documentation: docs/ in the repository.",
-		Writer:          stdout,
-		ErrWriter:       stderr,
+		Writer:    stdout,
+		ErrWriter: stderr,
 		// Errors are printed once, by run, not by the library as well.
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
 		OnUsageError:   usageErrorOf,

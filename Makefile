@@ -1,10 +1,16 @@
 # potrack: `make run` starts the demo server, `make test` runs every test.
 GO       ?= go
-CHROMIUM ?= /usr/bin/chromium
+# The browser the real-browser tests drive. Empty: the tests look on PATH
+# for chromium, chromium-browser, google-chrome (internal/browsertest).
+CHROMIUM ?=
+export CHROMIUM
 
 .PHONY: build run test check bench chromium clean
 
+# The first build compiles SQLite's C source: about 3 minutes on 2 cores with
+# empty Go caches, seconds afterwards. Say so before a long wait in silence.
 build:
+	@[ -x bin/potrack ] || echo "building potrack (the first build compiles SQLite: a few minutes)..."
 	$(GO) build -buildvcs=auto -o bin/potrack ./cmd/potrack
 
 # The demo's admin token is fixed so the README walk-through works as
@@ -23,7 +29,7 @@ test: chromium check
 	@mkdir -p $(SCREENSHOTS)
 	POTRACK_SCREENSHOT_DIR=$(SCREENSHOTS) $(GO) test -race -count=1 -timeout 30m ./...
 	@$(GO) test -count=1 -run '^TestScriptSize$$' -v ./snippet/ | grep -m1 'gzip -9'
-	@echo "admin page screenshots:"; ls -1 $(SCREENSHOTS)/*.png
+	@echo "admin page screenshots:"; ls -1 $(SCREENSHOTS)/*.png 2>/dev/null || echo "  none: the browser tests were skipped"
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -34,13 +40,21 @@ check:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 
-# Debian's Chromium drives the browser tests; install it when missing.
+# The browser tests need Chromium. When none is found, install Debian's as
+# root where apt-get works; otherwise say what to do (the tests then skip,
+# or fail when CI is set).
 chromium:
-	@if [ ! -x $(CHROMIUM) ]; then \
-	  echo "installing Debian's chromium for the browser tests"; \
+	@if [ -n "$(CHROMIUM)" ]; then \
+	  command -v "$(CHROMIUM)" >/dev/null || { echo "CHROMIUM=$(CHROMIUM) is not an executable"; exit 1; }; \
+	elif command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	     command -v google-chrome >/dev/null || command -v google-chrome-stable >/dev/null || command -v chrome >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the browser tests (apt-get, about a minute)..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "*** no Chromium found: the browser tests will be skipped (failed under CI)."; \
+	  echo "*** install chromium, put it on PATH, or run make test CHROMIUM=/path/to/chrome"; \
 	fi
-	@[ -x $(CHROMIUM) ] || { echo "chromium is missing at $(CHROMIUM)"; exit 1; }
 
 clean:
 	rm -rf bin

@@ -27,7 +27,9 @@ type adminWeb struct {
 	pages map[string]*template.Template
 	css   staticAsset
 	js    staticAsset
-	demo  templates // the demo shop's pages
+	icon  staticAsset // favicon.svg, linked from every page
+	png   staticAsset // the same icon as PNG, served at /favicon.ico
+	demo  templates   // the demo shop's pages
 
 	keyMu      sync.Mutex
 	sessionKey []byte // loaded from the settings table on first use
@@ -44,7 +46,7 @@ type staticAsset struct {
 }
 
 // adminPages are the page templates; each is parsed with the layout.
-var adminPages = []string{"login", "programs", "program", "partners", "customers", "transactions", "refund", "error"}
+var adminPages = []string{"login", "programs", "program", "partners", "customers", "transactions", "refund", "error", "home"}
 
 func newAdminWeb(web fs.FS) (*adminWeb, error) {
 	w := &adminWeb{pages: templates{}, demo: templates{}}
@@ -67,6 +69,12 @@ func newAdminWeb(web fs.FS) (*adminWeb, error) {
 		return nil, err
 	}
 	if w.js, err = loadStatic(web, "static/admin.js", "application/javascript; charset=utf-8"); err != nil {
+		return nil, err
+	}
+	if w.icon, err = loadStatic(web, "static/favicon.svg", "image/svg+xml"); err != nil {
+		return nil, err
+	}
+	if w.png, err = loadStatic(web, "static/favicon.png", "image/png"); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -109,6 +117,14 @@ func (s *Server) adminWebRoutes(app *fiber.App) {
 
 	app.Get("/admin/static/admin.css", w.css.handler)
 	app.Get("/admin/static/admin.js", w.js.handler)
+	app.Get("/admin/static/favicon.svg", w.icon.handler)
+	// Browsers ask for /favicon.ico on their own; its URL has no hash, so
+	// it is cached for a day, not for ever.
+	app.Get("/favicon.ico", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, w.png.contentType)
+		c.Set(fiber.HeaderCacheControl, "public, max-age=86400")
+		return c.Send(w.png.body)
+	})
 
 	app.Get("/admin/login", s.loginPage)
 	app.Post("/admin/login", s.login)
@@ -211,6 +227,7 @@ func setPageHeaders(c *fiber.Ctx) {
 type pageData struct {
 	Title    string
 	CSS, JS  string
+	Icon     string
 	CSRF     string
 	SignedIn bool
 	Program  *programView // the program whose tabs are shown
@@ -224,7 +241,7 @@ func (s *Server) render(c *fiber.Ctx, status int, name string, sess *session, d 
 	if !ok {
 		return fmt.Errorf("no admin template %q", name)
 	}
-	d.CSS, d.JS = s.web.css.url, s.web.js.url
+	d.CSS, d.JS, d.Icon = s.web.css.url, s.web.js.url, s.web.icon.url
 	if sess != nil {
 		d.SignedIn, d.CSRF = true, sess.csrf
 	}

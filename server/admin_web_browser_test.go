@@ -105,10 +105,12 @@ func text(b *browsertest.Browser, selector string) string {
 
 func jsQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `\'`) + "'" }
 
-// clickTo clicks an element and waits until the next page satisfies cond.
+// clickTo clicks an element and waits until the next page satisfies cond
+// and is parsed to its end: an element near the top (a notice) exists
+// before the table under it does.
 func clickTo(b *browsertest.Browser, selector, cond string) {
 	b.Do(chromedp.Click(selector))
-	b.WaitJS(cond, browserWait)
+	b.WaitJS(`document.readyState !== 'loading' && (`+cond+`)`, browserWait)
 }
 
 func TestAdminBrowserSignInToRefund(t *testing.T) {
@@ -213,7 +215,8 @@ func TestAdminBrowserSignInToRefund(t *testing.T) {
 	if n := ts.count(`SELECT count(*) FROM transactions WHERE key = 'T-1001' AND status = 'ok'`); n != 1 {
 		t.Fatal("the confirmation page refunded already")
 	}
-	clickTo(b, "#confirm-refund", `location.pathname.endsWith('/transactions') && document.querySelector('.notice.success')`)
+	// Wait for the row the assertion reads, on the page after the refund.
+	clickTo(b, "#confirm-refund", `location.pathname.endsWith('/transactions') && document.querySelector('.notice.success') && document.querySelector('`+row+` td:last-child')`)
 	got = text(b, row)
 	if !strings.Contains(got, "Refunded") || !strings.Contains(got, "Reversed") {
 		t.Errorf("refunded row %q lacks the Refunded and Reversed badges", got)
@@ -281,10 +284,18 @@ func TestDemoShopBrowser(t *testing.T) {
 	site := localhostURL(base)
 
 	b := browsertest.New(t)
-	b.Navigate(site + "/demo/?aff=" + demoPartnerKey)
+	// The way in: the server's root page links the shop through the
+	// partner's referral link.
+	b.Navigate(site + "/")
+	b.WaitJS(`document.querySelector('#demo-link')`, browserWait)
+	clickTo(b, "#demo-link", `location.pathname === '/demo/' && location.search === '?aff=`+demoPartnerKey+`'`)
 	b.WaitJS(`document.cookie.includes('partnero_partner=`+demoPartnerKey+`')`, browserWait)
 	b.WaitJS(`document.querySelector('#referral-status').textContent.includes('`+demoPartnerKey+`')`, browserWait)
 	b.Navigate(site + "/demo/product")
+	// The product picture is drawn inline, so it shows without an emoji font.
+	if w := browsertest.Eval[float64](b, `document.querySelector('#product-art').getBoundingClientRect().width`); w < 100 {
+		t.Errorf("the product picture is %v px wide", w)
+	}
 	order := browsertest.Eval[string](b, `new URL(document.querySelector('#buy').href).searchParams.get('order')`)
 	clickTo(b, "#buy", `location.pathname === '/demo/thanks'`)
 	browsertest.WaitFor(t, browserWait, "the demo sale stored through /collect", func() bool {

@@ -158,6 +158,19 @@ func (s *Server) Banner() string {
 	return b.String()
 }
 
+// home is the first page a newcomer opens, http://localhost:8080/: with the
+// demo, a page that links the demo shop and the admin page; otherwise the
+// admin page itself.
+func (s *Server) home(c *fiber.Ctx) error {
+	if s.demoProgramID == "" {
+		return c.Redirect("/admin", fiber.StatusFound)
+	}
+	setPageHeaders(c)
+	sess, _ := s.currentSession(c)
+	data := struct{ ReferralLink string }{"/demo/?aff=" + url.QueryEscape(demoPartnerKey)}
+	return s.render(c, fiber.StatusOK, "home", sess, &pageData{Title: "Welcome", Data: data})
+}
+
 // demoRoutes mounts the demo shop under /demo.
 func (s *Server) demoRoutes(app *fiber.App) {
 	// Fiber routes are not strict: this is /demo and /demo/.

@@ -93,6 +93,7 @@ func (s *Server) routes() {
 	app.Use(recover.New())
 	app.Use(s.metrics.middleware)
 
+	app.Get("/", s.home)
 	app.Get("/healthz", s.healthz)
 	app.Get("/metrics", s.metrics.handler())
 	app.Get("/js/universal.js", s.script.Handler())

@@ -15,7 +15,9 @@ package browsertest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -25,10 +27,46 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
+
+	"github.com/potrack/potrack/internal/testenv"
 )
 
-// ChromiumPath is where Debian's chromium package installs the browser.
-const ChromiumPath = "/usr/bin/chromium"
+// chromiumNames are the names Chromium goes by on PATH: Debian's and
+// Fedora's package, Ubuntu's, and Google's builds.
+var chromiumNames = []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"}
+
+// Chromium returns the browser to drive: $CHROMIUM when set (the Makefile
+// passes its own CHROMIUM through), else the first of the usual names on
+// PATH. It returns "" when there is none.
+func Chromium() string {
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		if abs, err := exec.LookPath(p); err == nil {
+			return abs
+		}
+		return ""
+	}
+	for _, name := range chromiumNames {
+		if abs, err := exec.LookPath(name); err == nil {
+			return abs
+		}
+	}
+	return ""
+}
+
+// Require returns the browser's path, or skips t (fails it under CI) with
+// one loud line saying what to install.
+func Require(t testing.TB) string {
+	t.Helper()
+	path := Chromium()
+	if path == "" {
+		how := "install Chromium (Debian: apt-get install chromium) or put it on PATH"
+		if p := os.Getenv("CHROMIUM"); p != "" {
+			how = fmt.Sprintf("CHROMIUM=%s is not an executable; point it at a Chromium binary", p)
+		}
+		testenv.Missing(t, "a Chromium browser", how)
+	}
+	return path
+}
 
 // DefaultTimeout bounds a whole test's use of its browser, unless the test
 // binary's own deadline (go test -timeout) comes sooner.
@@ -60,17 +98,15 @@ func WithTimeout(d time.Duration) Option {
 	return func(c *config) { c.timeout = d }
 }
 
-// New starts Chromium for t and closes it when t ends. It fails t at once when
-// the browser is not installed or does not start.
+// New starts Chromium for t and closes it when t ends. Without a browser it
+// skips t (see Require); a browser that does not start fails t.
 func New(t testing.TB, opts ...Option) *Browser {
 	t.Helper()
 	cfg := config{timeout: DefaultTimeout}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if _, err := os.Stat(ChromiumPath); err != nil {
-		t.Fatalf("browsertest: %s not found (%v); run `make test`, which installs Debian's chromium", ChromiumPath, err)
-	}
+	chromium := Require(t)
 
 	deadline := time.Now().Add(cfg.timeout)
 	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
@@ -92,13 +128,13 @@ func New(t testing.TB, opts ...Option) *Browser {
 	// hiding a browser that never starts.
 	var err error
 	for attempt := 1; attempt <= 2; attempt++ {
-		if b.Ctx, err = start(t, root); err == nil {
+		if b.Ctx, err = start(t, root, chromium); err == nil {
 			break
 		}
-		t.Logf("browsertest: starting %s (attempt %d): %v", ChromiumPath, attempt, err)
+		t.Logf("browsertest: starting %s (attempt %d): %v", chromium, attempt, err)
 	}
 	if err != nil {
-		t.Fatalf("browsertest: %s does not start: %v", ChromiumPath, err)
+		t.Fatalf("browsertest: %s does not start: %v", chromium, err)
 	}
 	// Subscribe after the tab exists; the browser reports console messages
 	// only from then on.
@@ -118,10 +154,10 @@ func New(t testing.TB, opts ...Option) *Browser {
 
 // start launches Chromium with a fresh profile and opens its tab. Whatever it
 // started is stopped when t ends, or at once when it fails.
-func start(t testing.TB, root context.Context) (context.Context, error) {
+func start(t testing.TB, root context.Context, chromium string) (context.Context, error) {
 	dir := t.TempDir()
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(root,
-		chromedp.ExecPath(ChromiumPath),
+		chromedp.ExecPath(chromium),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),

@@ -143,31 +143,45 @@ CREATE INDEX pending_sales_created ON pending_sales (created_at);
 // SchemaVersion is the schema this binary writes.
 var SchemaVersion = len(migrations)
 
+// migrate applies the missing migrations. Several potrack processes may
+// start on one new database at once: each step reads the version inside its
+// own write transaction (BEGIN IMMEDIATE, from _txlock=immediate), so one
+// process applies it while the others wait on the lock, then find it done.
 func migrate(db *sql.DB) error {
-	var version int
-	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	if version > len(migrations) {
-		return fmt.Errorf("the database has schema version %d but this potrack knows only %d: upgrade potrack", version, len(migrations))
-	}
-	for v := version; v < len(migrations); v++ {
-		tx, err := db.Begin()
-		if err != nil {
+	for {
+		done, err := migrateStep(db)
+		if err != nil || done {
 			return err
 		}
-		if _, err := tx.Exec(migrations[v]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %d: %w", v+1, err)
-		}
-		// PRAGMA takes no parameters; v+1 is our own integer.
-		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %d: %w", v+1, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migration %d: %w", v+1, err)
-		}
 	}
-	return nil
+}
+
+// migrateStep applies the next migration, if any, under the write lock.
+func migrateStep(db *sql.DB) (done bool, err error) {
+	tx, err := db.Begin()
+	if err != nil {
+		return false, fmt.Errorf("lock the database for migrations: %w", err)
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
+		return false, fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return false, fmt.Errorf("the database has schema version %d but this potrack knows only %d: upgrade potrack", version, len(migrations))
+	}
+	if version == len(migrations) {
+		return true, nil
+	}
+	if _, err := tx.Exec(migrations[version]); err != nil {
+		return false, fmt.Errorf("migration %d: %w", version+1, err)
+	}
+	// PRAGMA takes no parameters; version+1 is our own integer.
+	if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", version+1)); err != nil {
+		return false, fmt.Errorf("migration %d: %w", version+1, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("migration %d: %w", version+1, err)
+	}
+	return false, nil
 }

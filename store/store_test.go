@@ -181,3 +181,37 @@ func TestUniqueKeysPerProgram(t *testing.T) {
 		t.Fatalf("duplicate key: %v, want ErrExists", err)
 	}
 }
+
+// TestConcurrentOpenMigratesOnce: several processes starting together on a
+// new database (here, separate connections) all come up, and the schema is
+// applied once.
+func TestConcurrentOpenMigratesOnce(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		path := filepath.Join(t.TempDir(), "new.db")
+		const n = 6
+		var wg sync.WaitGroup
+		stores := make([]*Store, n)
+		errs := make([]error, n)
+		start := make(chan struct{})
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				<-start
+				stores[i], errs[i] = Open(path)
+			}(i)
+		}
+		close(start)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: store %d failed to open: %v", round, i, err)
+			}
+			defer stores[i].Close()
+		}
+		var version int
+		if err := stores[0].read.QueryRow("PRAGMA user_version").Scan(&version); err != nil || version != SchemaVersion {
+			t.Fatalf("round %d: schema version %d (%v), want %d", round, version, err, SchemaVersion)
+		}
+	}
+}

@@ -6,8 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/potrack/potrack/store"
@@ -177,31 +179,92 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 }
 
-// TestAdminTokenGuessing: wrong admin tokens are counted per client IP;
-// past the budget even the right token waits, on the API and the sign-in
-// form alike.
+// TestAdminTokenGuessing: wrong admin tokens are counted per client IP,
+// ten a minute get 401 and the rest 429; the right token always works, on
+// the API and the sign-in form alike.
 func TestAdminTokenGuessing(t *testing.T) {
-	ts := newTestServer(t)
-	// Requests without a token, and with the right one, are no guesses.
-	for i := 0; i < 3*int(adminGuessRate.Limit); i++ {
-		ts.request("GET", "/admin/api/programs", "")
+	limit := int(adminGuessRate.Limit)
+	form := []string{"Content-Type", "application/x-www-form-urlencoded"}
+	tests := []struct {
+		name  string
+		try   func(ts *testServer, token string) *response
+		right int // the right token's status
+	}{
+		{"admin API", func(ts *testServer, token string) *response {
+			return ts.request("GET", "/admin/api/programs", "", "Authorization", "Bearer "+token)
+		}, 200},
+		{"sign-in form", func(ts *testServer, token string) *response {
+			return ts.request("POST", "/admin/login", "token="+url.QueryEscape(token), form...)
+		}, 303},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t)
+			// Requests without a token, and with the right one, are no guesses.
+			for i := 0; i < 3*limit; i++ {
+				ts.request("GET", "/admin/api/programs", "")
+				if r := tt.try(ts, testAdminToken); r.Status != tt.right {
+					t.Fatalf("the right token, call %d: %d", i, r.Status)
+				}
+			}
+			for i := 1; i <= limit; i++ {
+				if r := tt.try(ts, "wrong-guess"); r.Status != 401 || r.Header.Get("Retry-After") != "" {
+					t.Fatalf("wrong guess %d: %d, Retry-After %q; want 401", i, r.Status, r.Header.Get("Retry-After"))
+				}
+			}
+			for i := 0; i < 3; i++ {
+				r := tt.try(ts, "wrong-guess")
+				if r.Status != 429 || r.Header.Get("Retry-After") == "" || sessionCookieOf(r) != "" {
+					t.Fatalf("wrong guess %d: %d, Retry-After %q; want 429", limit+1+i, r.Status, r.Header.Get("Retry-After"))
+				}
+				if !strings.Contains(r.Body, "rate_limited") && !strings.Contains(r.Body, "Too many wrong admin tokens") {
+					t.Errorf("the 429 does not say why: %s", r.Body)
+				}
+				// The merchant behind the same address still gets in.
+				if r := tt.try(ts, testAdminToken); r.Status != tt.right {
+					t.Fatalf("the right token after %d wrong ones: %d %s", limit+1+i, r.Status, r.Body)
+				}
+			}
+			if tt.right == 303 {
+				if r := tt.try(ts, testAdminToken); sessionCookieOf(r) == "" {
+					t.Errorf("the right token past the budget set no session cookie")
+				}
+			}
+			// The budget is the address's, on both doors.
+			if r := ts.request("GET", "/admin/api/programs", "", "Authorization", "Bearer other-guess"); r.Status != 429 {
+				t.Errorf("the API after the budget: %d, want 429", r.Status)
+			}
+			if r := ts.request("POST", "/admin/login", "token=other-guess", form...); r.Status != 429 {
+				t.Errorf("the sign-in form after the budget: %d, want 429", r.Status)
+			}
+		})
+	}
+
+	t.Run("parallel guesses get exactly the budget", func(t *testing.T) {
+		ts := newTestServer(t)
+		const n = 40
+		statuses := make(chan int, n)
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				statuses <- ts.request("GET", "/admin/api/programs", "", "Authorization", "Bearer wrong-guess").Status
+			}()
+		}
+		wg.Wait()
+		close(statuses)
+		counts := map[int]int{}
+		for s := range statuses {
+			counts[s]++
+		}
+		if counts[401] != limit || counts[429] != n-limit {
+			t.Fatalf("statuses %v, want %d x 401 and %d x 429", counts, limit, n-limit)
+		}
 		if r := ts.admin("GET", "/admin/api/programs", ""); r.Status != 200 {
-			t.Fatalf("the right token, call %d: %d", i, r.Status)
+			t.Fatalf("the right token after parallel guesses: %d", r.Status)
 		}
-	}
-	for i := 0; i <= int(adminGuessRate.Limit); i++ {
-		if r := ts.request("GET", "/admin/api/programs", "", "Authorization", "Bearer wrong-guess"); r.Status != 401 {
-			t.Fatalf("guess %d: %d", i, r.Status)
-		}
-	}
-	r := ts.admin("GET", "/admin/api/programs", "")
-	if r.Status != 429 || r.Header.Get("Retry-After") == "" || !strings.Contains(r.Body, `"rate_limited"`) {
-		t.Fatalf("after the budget the right token got %d %v %s", r.Status, r.Header, r.Body)
-	}
-	r = ts.request("POST", "/admin/login", "token="+testAdminToken, "Content-Type", "application/x-www-form-urlencoded")
-	if r.Status != 429 || r.Header.Get("Set-Cookie") != "" {
-		t.Fatalf("sign-in past the budget: %d, cookie %q", r.Status, r.Header.Get("Set-Cookie"))
-	}
+	})
 }
 
 func TestShortAdminTokenRefused(t *testing.T) {

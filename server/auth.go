@@ -72,26 +72,27 @@ func (s *Server) requireAdminToken(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// checkAdminToken accepts the admin token, and counts wrong ones per client
-// IP: past the budget, every attempt from that address is refused with 429
-// for the rest of the minute, the right token included. Only wrong tokens
-// count, so a script using the admin API is not slowed down; guesses sent
-// in parallel can overshoot the budget by the few in flight. A request with
-// no token at all is no guess and is not counted.
+// checkAdminToken accepts the admin token, always, and counts wrong ones
+// per client IP: the first adminGuessRate.Limit of a minute get 401, later
+// ones 429 with Retry-After until the minute is over. The right token is
+// never refused, so a guesser cannot lock out a merchant behind the same
+// address. Counting is the limiter's atomic increment, so parallel guesses
+// cannot overshoot the budget. A request with no token at all is no guess
+// and is not counted.
 func (s *Server) checkAdminToken(c *fiber.Ctx, presented string) error {
 	if presented == "" {
 		return errUnauthorized.WithMessage("Send the admin token as 'Authorization: Bearer <token>'.")
 	}
-	key := "admin:" + ipLimitKey(s.clientIP(c))
-	if lc, err := s.limits.adminGuess.Peek(c.UserContext(), key); err == nil && lc.Reached {
-		setLimitHeaders(c, lc)
-		return errRateLimited.WithMessage("Too many wrong admin tokens from your address; try again after the time in Retry-After.")
-	}
 	if secretMatches(presented, s.adminHash) {
 		return nil
 	}
-	if _, err := s.limits.adminGuess.Get(c.UserContext(), key); err != nil {
+	lc, err := s.limits.adminGuess.Get(c.UserContext(), "admin:"+ipLimitKey(s.clientIP(c)))
+	if err != nil {
 		return err
+	}
+	if lc.Reached {
+		setLimitHeaders(c, lc)
+		return errRateLimited.WithMessage("Too many wrong admin tokens from your address; try again after the time in Retry-After.")
 	}
 	return errUnauthorized.WithMessage("Send the admin token as 'Authorization: Bearer <token>'.")
 }

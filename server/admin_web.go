@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -30,9 +29,6 @@ type adminWeb struct {
 	icon  staticAsset // favicon.svg, linked from every page
 	png   staticAsset // the same icon as PNG, served at /favicon.ico
 	demo  templates   // the demo shop's pages
-
-	keyMu      sync.Mutex
-	sessionKey []byte // loaded from the settings table on first use
 }
 
 type templates = map[string]*template.Template

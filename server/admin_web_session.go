@@ -3,12 +3,11 @@ package server
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,100 +16,84 @@ import (
 	"github.com/potrack/potrack/store"
 )
 
-// Admin sessions are stateless: the cookie holds an expiry and a nonce,
-// signed with a key derived from a random server key (kept in the settings
-// table, so sessions survive restarts) and the admin token's hash, so that
-// changing the admin token signs everyone out. No table, no migration.
+// Admin sessions are rows (store/sessions.go). The cookie holds a random
+// token; the database keeps only its SHA-256, the hash of the admin token
+// the session was made under, and its times. So a copy of the database
+// cannot sign anyone in, deleting the row ends the session on every
+// instance, and a session made under another admin token is no session.
+// Nothing about sessions is cached in memory: the row is the truth.
 
 const (
-	sessionCookie     = "potrack_admin"
-	sessionKeySetting = "admin_session_key"
-	sessionLifetime   = 12 * time.Hour
+	sessionCookie   = "potrack_admin"
+	sessionLifetime = 12 * time.Hour
+	// sessionTouchEvery is how stale last_seen_at may get before a page
+	// view updates it, so page views do not each cost a write.
+	sessionTouchEvery = 5 * time.Minute
+	// sessionTokenBytes is the cookie token's randomness: 256 bits.
+	sessionTokenBytes = 32
 )
 
 // session is a signed-in merchant's session.
 type session struct {
-	value string // the cookie value
+	token string // the cookie's token
 	csrf  string // the token every form of this session must carry
+}
+
+// sessionCSRF binds a form token to the session: it is keyed with the
+// cookie's token, which only the browser holds, so nothing in the database
+// lets a reader compute it.
+func sessionCSRF(token string) string {
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte("potrack admin csrf"))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 func (s *session) validCSRF(token string) bool {
 	return token != "" && hmac.Equal([]byte(token), []byte(s.csrf))
 }
 
-// signingKey returns the key sessions are signed with, creating the server
-// key on first use.
-func (s *Server) signingKey(ctx context.Context) ([]byte, error) {
-	w := s.web
-	w.keyMu.Lock()
-	defer w.keyMu.Unlock()
-	if w.sessionKey == nil {
-		serverKey, err := s.store.Setting(ctx, sessionKeySetting)
-		if errors.Is(err, store.ErrNotFound) {
-			b := make([]byte, 32)
-			if _, err := rand.Read(b); err != nil {
-				return nil, err
-			}
-			serverKey = hex.EncodeToString(b)
-			// Keep a key another server process stored first, so both
-			// accept the same cookies.
-			err = s.store.Write(ctx, func(tx *store.Tx) error { return tx.SetSetting(sessionKeySetting, serverKey) })
-			if err == nil {
-				serverKey, err = s.store.Setting(ctx, sessionKeySetting)
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-		m := hmac.New(sha256.New, []byte(serverKey))
-		m.Write([]byte("potrack admin session|"))
-		w.sessionKey = m.Sum(nil)
-	}
-	// The admin hash is mixed in on every use, not cached, so the key
-	// follows a change of the admin token.
-	m := hmac.New(sha256.New, w.sessionKey)
-	m.Write([]byte(s.adminHash))
-	return m.Sum(nil), nil
-}
-
-func mac(key []byte, parts ...string) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(strings.Join(parts, "|")))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// newSession signs a session that ends after sessionLifetime.
+// newSession stores a session that ends after sessionLifetime (and clears
+// expired ones).
 func (s *Server) newSession(ctx context.Context) (*session, time.Time, error) {
-	key, err := s.signingKey(ctx)
+	token := randomToken(sessionTokenBytes)
+	var row *store.AdminSession
+	err := s.store.Write(ctx, func(tx *store.Tx) (err error) {
+		row, err = tx.InsertAdminSession(hashSecret(token), s.adminHash, sessionLifetime)
+		return err
+	})
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	expires := time.Now().Add(sessionLifetime)
-	exp := strconv.FormatInt(expires.Unix(), 10)
-	nonce := randomToken(12)
-	value := exp + "." + nonce + "." + mac(key, "session", exp, nonce)
-	return &session{value: value, csrf: mac(key, "csrf", value)}, expires, nil
+	return &session{token: token, csrf: sessionCSRF(token)}, row.ExpiresAt, nil
 }
 
-// currentSession returns the request's valid session, or nil.
+// currentSession returns the request's live session, or nil: the cookie's
+// row must exist, be unexpired, and belong to the current admin token.
 func (s *Server) currentSession(c *fiber.Ctx) (*session, error) {
-	value := c.Cookies(sessionCookie)
-	parts := strings.Split(value, ".")
-	if len(parts) != 3 {
+	token := c.Cookies(sessionCookie)
+	if token == "" {
 		return nil, nil
 	}
-	key, err := s.signingKey(c.UserContext())
+	ctx := c.UserContext()
+	row, err := s.store.AdminSession(ctx, hashSecret(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	if !hmac.Equal([]byte(parts[2]), []byte(mac(key, "session", parts[0], parts[1]))) {
+	now := time.Now()
+	if !now.Before(row.ExpiresAt) || !hmac.Equal([]byte(row.AdminHash), []byte(s.adminHash)) {
 		return nil, nil
 	}
-	exp, err := strconv.ParseInt(parts[0], 10, 64)
-	if err != nil || time.Now().Unix() >= exp {
-		return nil, nil
+	if now.Sub(row.LastSeenAt) >= sessionTouchEvery {
+		// Best effort: a failed update of last_seen_at does not end the
+		// session or fail the page.
+		if err := s.store.Write(ctx, func(tx *store.Tx) error { return tx.TouchAdminSession(row.TokenHash) }); err != nil {
+			slog.Warn("admin session: update last_seen_at", "err", err)
+		}
 	}
-	return &session{value: value, csrf: mac(key, "csrf", value)}, nil
+	return &session{token: token, csrf: sessionCSRF(token)}, nil
 }
 
 func (s *Server) setSessionCookie(c *fiber.Ctx, value string, expires time.Time) {
@@ -200,19 +183,26 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if err != nil {
 		return s.errorPage(c, err)
 	}
-	s.setSessionCookie(c, sess.value, expires)
+	s.setSessionCookie(c, sess.token, expires)
 	return c.Redirect(next, fiber.StatusSeeOther)
 }
 
-// logout drops the session cookie. It is not a s.form: signing out of a
-// session that has already ended simply succeeds. A live session still
-// needs its CSRF token, so another site cannot sign the merchant out.
+// logout ends the session: its row is deleted, so a copy of the cookie is
+// refused everywhere from now on, and the cookie is dropped. It is not a
+// s.form: signing out of a session that has already ended simply succeeds.
+// A live session still needs its CSRF token, so another site cannot sign
+// the merchant out.
 func (s *Server) logout(c *fiber.Ctx) error {
-	if _, err := s.formSession(c); err != nil {
+	sess, err := s.formSession(c)
+	if err != nil {
 		return s.errorPage(c, err)
 	}
-	// A stateless session cannot be revoked on the server; the cookie is
-	// dropped here, and changing the admin token ends every session.
+	if sess != nil {
+		hash := hashSecret(sess.token)
+		if err := s.store.Write(c.UserContext(), func(tx *store.Tx) error { return tx.DeleteAdminSession(hash) }); err != nil {
+			return s.errorPage(c, err)
+		}
+	}
 	s.setSessionCookie(c, "", time.Unix(1, 0))
 	return c.Redirect("/admin/login", fiber.StatusSeeOther)
 }

@@ -159,12 +159,10 @@ func TestAdminWebRequiresSession(t *testing.T) {
 		"forged cookie":   sessionCookie + "=9999999999.abc." + strings.Repeat("0", 64),
 		"expired session": "",
 	}
-	// An expired but correctly signed session.
-	key, err := ts.signingKey(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cookies["expired session"] = sessionCookie + "=1000.nonce." + mac(key, "session", "1000", "nonce")
+	// A real session whose time is up.
+	expired := ts.signIn()
+	ts.exec(`UPDATE admin_sessions SET expires_at = 1000 WHERE token_hash = ?`, hashSecret(expired.cookie))
+	cookies["expired session"] = sessionCookie + "=" + expired.cookie
 
 	for name, cookie := range cookies {
 		for _, path := range pages {
@@ -291,14 +289,19 @@ func TestAdminWebChangedTokenEndsSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	for token, want := range map[string]int{testAdminToken: 200, "another-admin-token": 303} {
-		srv, err := New(Config{DB: db, AdminToken: token}, st)
+	// In this order: a change ends the sessions for good, changing the
+	// token back does not bring them back.
+	for _, step := range []struct {
+		token string
+		want  int
+	}{{testAdminToken, 200}, {"another-admin-token", 303}, {testAdminToken, 303}} {
+		srv, err := New(Config{DB: db, AdminToken: step.token}, st)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ts := &testServer{Server: srv, t: t, store: st, dir: dir}
-		if r := ts.request("GET", "/admin", "", "Cookie", sessionCookie+"="+w.cookie); r.Status != want {
-			t.Errorf("admin token %q: status %d, want %d", token, r.Status, want)
+		if r := ts.request("GET", "/admin", "", "Cookie", sessionCookie+"="+w.cookie); r.Status != step.want {
+			t.Errorf("admin token %q: status %d, want %d", step.token, r.Status, step.want)
 		}
 	}
 }

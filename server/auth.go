@@ -18,24 +18,41 @@ const minAdminTokenLen = 16
 
 // ensureAdminToken returns the hash of the admin token. A configured token
 // wins; otherwise the stored hash is used, and on a first start a token is
-// generated and only its hash stored.
+// generated and only its hash stored. The hash of the token in use is
+// stored either way, so that a start with another configured token sees the
+// change and ends every admin session.
 func ensureAdminToken(ctx context.Context, st *store.Store, configured string) (hash, generated string, err error) {
+	stored, err := st.Setting(ctx, adminTokenSetting)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", "", err
+	}
 	if configured != "" {
 		if len(configured) < minAdminTokenLen {
 			return "", "", fmt.Errorf("the admin token must be at least %d characters; leave it unset to have a strong one generated", minAdminTokenLen)
 		}
-		return hashSecret(configured), "", nil
+		hash = hashSecret(configured)
+		if stored == hash {
+			return hash, "", nil
+		}
+		err = st.Write(ctx, func(tx *store.Tx) error {
+			if err := tx.SetSetting(adminTokenSetting, hash); err != nil {
+				return err
+			}
+			return tx.DeleteAdminSessions()
+		})
+		return hash, "", err
 	}
-	hash, err = st.Setting(ctx, adminTokenSetting)
-	if err == nil {
-		return hash, "", nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return "", "", err
+	if stored != "" {
+		return stored, "", nil
 	}
 	generated = newAdminToken()
 	hash = hashSecret(generated)
-	err = st.Write(ctx, func(tx *store.Tx) error { return tx.SetSetting(adminTokenSetting, hash) })
+	err = st.Write(ctx, func(tx *store.Tx) error {
+		if err := tx.SetSetting(adminTokenSetting, hash); err != nil {
+			return err
+		}
+		return tx.DeleteAdminSessions()
+	})
 	return hash, generated, err
 }
 

@@ -138,6 +138,21 @@ CREATE TABLE pending_sales (
 CREATE INDEX pending_sales_customer ON pending_sales (program_id, customer_key);
 CREATE INDEX pending_sales_created ON pending_sales (created_at);
 `,
+	// 5: admin sessions are rows keyed by the SHA-256 of their cookie
+	// token, made under the admin token whose hash they keep. The random key
+	// stateless session cookies were signed with goes: nothing in the
+	// database may let a reader sign in.
+	`
+CREATE TABLE admin_sessions (
+	token_hash   TEXT PRIMARY KEY,
+	admin_hash   TEXT NOT NULL,
+	created_at   INTEGER NOT NULL,
+	last_seen_at INTEGER NOT NULL,
+	expires_at   INTEGER NOT NULL
+);
+CREATE INDEX admin_sessions_expires ON admin_sessions (expires_at);
+DELETE FROM settings WHERE key = 'admin_session_key';
+`,
 }
 
 // SchemaVersion is the schema this binary writes.

@@ -1,0 +1,137 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestAdminSessions(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	insert := func(hash string, lifetime time.Duration) *AdminSession {
+		t.Helper()
+		var a *AdminSession
+		err := s.Write(ctx, func(tx *Tx) (err error) {
+			a, err = tx.InsertAdminSession(hash, "admin-hash", lifetime)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	write := func(fn func(tx *Tx) error) {
+		t.Helper()
+		if err := s.Write(ctx, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	a := insert("a", 12*time.Hour)
+	if !a.ExpiresAt.Equal(a.CreatedAt.Add(12*time.Hour)) || !a.LastSeenAt.Equal(a.CreatedAt) {
+		t.Fatalf("inserted session %+v", a)
+	}
+	got, err := s.AdminSession(ctx, "a")
+	if err != nil || *got != *a {
+		t.Fatalf("AdminSession: %+v, %v; want %+v", got, err, a)
+	}
+	if _, err := s.AdminSession(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown session: %v, want ErrNotFound", err)
+	}
+	if err := s.Write(ctx, func(tx *Tx) error { _, err := tx.InsertAdminSession("a", "x", time.Hour); return err }); !errors.Is(err, ErrExists) {
+		t.Fatalf("a second session under the same hash: %v, want ErrExists", err)
+	}
+
+	t.Run("touch", func(t *testing.T) {
+		if _, err := s.write.Exec(`UPDATE admin_sessions SET last_seen_at = last_seen_at - 600 WHERE token_hash = 'a'`); err != nil {
+			t.Fatal(err)
+		}
+		write(func(tx *Tx) error { return tx.TouchAdminSession("a") })
+		got, _ := s.AdminSession(ctx, "a")
+		if time.Since(got.LastSeenAt) > 2*time.Second || !got.CreatedAt.Equal(a.CreatedAt) || !got.ExpiresAt.Equal(a.ExpiresAt) {
+			t.Fatalf("after touch: %+v", got)
+		}
+		write(func(tx *Tx) error { return tx.TouchAdminSession("gone") })
+		if _, err := s.AdminSession(ctx, "gone"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("touching a missing session made one: %v", err)
+		}
+	})
+
+	t.Run("expired rows go on the next insert", func(t *testing.T) {
+		insert("old", -time.Second)
+		if _, err := s.AdminSession(ctx, "old"); err != nil {
+			t.Fatalf("an expired row is still readable until cleared: %v", err)
+		}
+		insert("b", time.Hour)
+		if _, err := s.AdminSession(ctx, "old"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("expired row after an insert: %v, want ErrNotFound", err)
+		}
+		for _, h := range []string{"a", "b"} {
+			if _, err := s.AdminSession(ctx, h); err != nil {
+				t.Fatalf("live session %s: %v", h, err)
+			}
+		}
+	})
+
+	t.Run("delete one, then all", func(t *testing.T) {
+		write(func(tx *Tx) error { return tx.DeleteAdminSession("a") })
+		write(func(tx *Tx) error { return tx.DeleteAdminSession("a") }) // again: no error
+		if _, err := s.AdminSession(ctx, "a"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("deleted session: %v", err)
+		}
+		if _, err := s.AdminSession(ctx, "b"); err != nil {
+			t.Fatalf("deleting one session took another: %v", err)
+		}
+		insert("c", time.Hour)
+		write(func(tx *Tx) error { return tx.DeleteAdminSessions() })
+		var n int
+		s.read.QueryRow(`SELECT count(*) FROM admin_sessions`).Scan(&n)
+		if n != 0 {
+			t.Fatalf("%d sessions after deleting all", n)
+		}
+	})
+}
+
+// TestMigrationDropsSessionKey: a database from before session rows loses
+// the key its stateless cookies were signed with.
+func TestMigrationDropsSessionKey(t *testing.T) {
+	path := t.TempDir() + "/old.db"
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:4] {
+		if _, err := db.Exec(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO settings (key, value) VALUES ('admin_session_key', 'secret'), ('admin_token_hash', 'h');
+		PRAGMA user_version = 4`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if v, err := s.Setting(ctx, "admin_session_key"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("admin_session_key after the migration: %q, %v", v, err)
+	}
+	if v, err := s.Setting(ctx, "admin_token_hash"); err != nil || v != "h" {
+		t.Fatalf("the migration changed another setting: %q, %v", v, err)
+	}
+	if _, err := s.AdminSession(ctx, "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("no admin_sessions table: %v", err)
+	}
+	var version int
+	s.read.QueryRow("PRAGMA user_version").Scan(&version)
+	if version != SchemaVersion {
+		t.Fatalf("schema version %d", version)
+	}
+}

@@ -19,7 +19,6 @@ import (
 // per-program budget before anything is written.
 
 const (
-	collectBodyLimit = 16 << 10
 	maxProgramIDLen  = 64
 	maxURLLen        = 4096
 	// A day: preflights are rare (the script sends text/plain), and an
@@ -102,9 +101,8 @@ func (s *Server) collect(c *fiber.Ctx) error {
 // is the call type for metrics ("unknown" until the body is understood).
 func (s *Server) collectCall(c *fiber.Ctx) (typ string, status int, answer collectAnswer, err error) {
 	typ = "unknown"
-	if len(c.Body()) > collectBodyLimit {
-		return typ, 0, answer, errCollectTooLarge
-	}
+	// The body's encoding and size were checked before it was read
+	// (guardBody).
 	ctx := c.UserContext()
 	ipBudget, err := s.limits.perIP.Get(ctx, ipLimitKey(s.clientIP(c)))
 	if err != nil {

@@ -676,10 +676,11 @@ func post(t testing.TB, client *http.Client, url, body string, headers ...string
 	return resp.StatusCode, resp.Header
 }
 
-// TestCollectHugeBody: a body past the server-wide limit is refused by the
-// HTTP server from its Content-Length, before any handler; the answer is
-// still in the SPEC's shape. Only the headers are sent, so the server's
-// early close cannot race a client still writing the body.
+// TestCollectHugeBody: a body past the server-wide limit is refused from
+// its Content-Length and the body's first bytes (bodies are streamed, and
+// fasthttp reads a little before the handler); the answer is still in the
+// SPEC's shape. Only the start of the body is sent, so the server's early
+// close cannot race a client still writing it.
 func TestCollectHugeBody(t *testing.T) {
 	f := newCollectFixture(t)
 	addr := strings.TrimPrefix(listen(t, f.ts.Server), "http://")
@@ -688,7 +689,7 @@ func TestCollectHugeBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /collect HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n", addr, 2<<20)
+	fmt.Fprintf(conn, "POST /collect HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n{\"program\":", addr, 2<<20)
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,5 +1,7 @@
 package server
 
+import "time"
+
 // Config is what `potrack serve` is started with. SPEC.md "Running" lists
 // the flags and environment variables that fill it.
 type Config struct {
@@ -11,6 +13,15 @@ type Config struct {
 	RateLimitIP      string   // ulule/limiter format, per client IP on /collect
 	RateLimitProgram string   // ulule/limiter format, per program on /collect
 	Demo             bool     // seed demo data into a new database
+
+	// Connections and timeouts (listener.go, bodies.go): what one client
+	// may hold, and how long the server waits for it.
+	MaxConns      int           // open connections in all; 0: from the open-file limit
+	MaxConnsPerIP int           // open connections per client IP; 0: no cap; trusted proxies are exempt
+	HeaderTimeout time.Duration // from a request's first byte (or a new connection) to its headers
+	BodyTimeout   time.Duration // from the headers to the end of the body
+	WriteTimeout  time.Duration // to write an answer
+	IdleTimeout   time.Duration // a keep-alive connection between requests
 }
 
 // Defaults for the flags.
@@ -19,4 +30,10 @@ const (
 	DefaultDB               = "./data/potrack.db"
 	DefaultRateLimitIP      = "120-M"
 	DefaultRateLimitProgram = "60000-M"
+
+	DefaultMaxConnsPerIP = 256
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultBodyTimeout   = 30 * time.Second
+	DefaultWriteTimeout  = 30 * time.Second
+	DefaultIdleTimeout   = 60 * time.Second
 )

@@ -57,10 +57,17 @@ var (
 	errCustomerMissing    = &Error{http.StatusNotFound, "customer_not_found", "No customer of this program has this key.", ""}
 	errTransactionMissing = &Error{http.StatusNotFound, "transaction_not_found", "No transaction of this program has this key.", ""}
 	errUnavailable        = &Error{http.StatusServiceUnavailable, "unavailable", "The server is shutting down; try again shortly.", ""}
-	errInternal           = &Error{http.StatusInternalServerError, "internal", "Something went wrong on our side; the error was logged.", ""}
+
+	// Request bodies (bodies.go).
+	errUnsupportedEncoding = &Error{http.StatusUnsupportedMediaType, "unsupported_encoding",
+		"Request bodies are never decompressed; send the body without Content-Encoding.", ""}
+	errNotJSON = &Error{http.StatusUnsupportedMediaType, "unsupported_media_type",
+		"The request body must be JSON, sent with Content-Type: application/json.", ""}
+	errBodyTimeout = &Error{http.StatusRequestTimeout, "request_timeout",
+		"The request body did not arrive in time.", ""}
+	errInternal = &Error{http.StatusInternalServerError, "internal", "Something went wrong on our side; the error was logged.", ""}
 
 	// POST /collect.
-	errCollectTooLarge  = errBodyTooLarge.WithMessage("The request body is over 16 KiB.")
 	errOriginNotAllowed = &Error{http.StatusForbidden, "origin_not_allowed",
 		"This site's origin is not in the program's allowed_origins; add it in the admin.", ""}
 	errJSTrackingDisabled = &Error{http.StatusForbidden, "js_tracking_disabled",
@@ -114,8 +121,17 @@ func asError(err error) *Error {
 			return errBodyTooLarge
 		case http.StatusInternalServerError:
 			return errInternal
+		case http.StatusRequestTimeout:
+			return errBodyTimeout.WithMessage("The request did not arrive in time.")
 		}
-		return &Error{fe.Code, strings.ToLower(strings.ReplaceAll(http.StatusText(fe.Code), " ", "_")), fe.Message, ""}
+		// Fiber's errors for requests that are not valid HTTP carry
+		// fasthttp's parser text, with the raw request echoed: never show
+		// it, only the status's own words.
+		text := http.StatusText(fe.Code)
+		if text == "" || fe.Code == http.StatusBadRequest || fe.Code >= 500 {
+			return errBadRequest.WithMessage("The request is not valid HTTP.")
+		}
+		return &Error{fe.Code, strings.ToLower(strings.ReplaceAll(text, " ", "_")), text + ".", ""}
 	}
 	return errInternal
 }
@@ -164,7 +180,8 @@ func decodeJSON(c *fiber.Ctx, v any) error { return decodeBody(c, v, false) }
 func decodeStrictJSON(c *fiber.Ctx, v any) error { return decodeBody(c, v, true) }
 
 func decodeBody(c *fiber.Ctx, v any, strict bool) error {
-	body := c.Body()
+	// Never c.Body(): it inflates a Content-Encoding without a bound.
+	body := c.Request().Body()
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return errBadRequest.WithMessage("The request body is empty; send a JSON object.")
 	}

@@ -19,6 +19,8 @@ type metrics struct {
 	latency   *prometheus.HistogramVec
 	batches   prometheus.Histogram
 	collected *prometheus.CounterVec
+
+	refusedConns *prometheus.CounterVec // connections closed at accept, by cap
 }
 
 func newMetrics() *metrics {
@@ -42,8 +44,12 @@ func newMetrics() *metrics {
 			Name: "potrack_collect_total",
 			Help: "POST /collect calls by type and outcome (error code or status).",
 		}, []string{"type", "outcome"}),
+		refusedConns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "potrack_connections_refused_total",
+			Help: "Connections closed as soon as they were accepted, by the cap they hit (total, per_ip).",
+		}, []string{"cap"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.batches, m.collected,
+	m.registry.MustRegister(m.requests, m.latency, m.batches, m.collected, m.refusedConns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -70,4 +76,12 @@ func (m *metrics) middleware(c *fiber.Ctx) error {
 
 func (m *metrics) handler() fiber.Handler {
 	return adaptor.HTTPHandler(promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+}
+
+// openConns exports the number of open connections, read when scraped.
+func (m *metrics) openConns(open func() int) {
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "potrack_connections_open",
+		Help: "Client connections open now.",
+	}, func() float64 { return float64(open()) }))
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -17,9 +18,6 @@ import (
 	"github.com/potrack/potrack/snippet"
 	"github.com/potrack/potrack/store"
 )
-
-// bodyLimit caps every request body; /collect takes far less.
-const bodyLimit = 1 << 20
 
 // Server holds everything a request may need.
 type Server struct {
@@ -48,6 +46,15 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 	if cfg.RateLimitProgram == "" {
 		cfg.RateLimitProgram = DefaultRateLimitProgram
 	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&cfg.HeaderTimeout, DefaultHeaderTimeout}, {&cfg.BodyTimeout, DefaultBodyTimeout},
+		{&cfg.WriteTimeout, DefaultWriteTimeout}, {&cfg.IdleTimeout, DefaultIdleTimeout}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{cfg: cfg, store: st, metrics: newMetrics()}
 	st.Batches = func(n int) { s.metrics.batches.Observe(float64(n)) }
@@ -67,15 +74,25 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		// Values outlive handlers (the write queue, logs): never hand out
 		// views of fasthttp's reused buffers.
 		Immutable:               true,
-		BodyLimit:               bodyLimit,
 		ErrorHandler:            errorHandler,
 		DisableStartupMessage:   true,
 		EnableTrustedProxyCheck: true,
 		TrustedProxies:          cfg.TrustedProxies,
-		ReadTimeout:             30 * time.Second,
-		WriteTimeout:            30 * time.Second,
-		IdleTimeout:             120 * time.Second,
+		// Bodies are streamed, so a declared length reserves no memory;
+		// guardBody reads them within each route's limit (bodies.go).
+		// Multipart forms are not parsed ahead of the handler either.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		BodyLimit:                    maxBodyLimit,
+		// ReadTimeout runs from a request's first byte to its headers;
+		// requestConfig gives the body its own, once the headers are in.
+		ReadTimeout:  cfg.HeaderTimeout,
+		WriteTimeout: cfg.WriteTimeout,
+		IdleTimeout:  cfg.IdleTimeout,
 	})
+	s.app.Server().HeaderReceived = s.requestConfig
+	// fasthttp's own error logs would quote the raw request.
+	s.app.Server().SecureErrorLogMessage = true
 	s.routes()
 	if cfg.Demo {
 		if err := s.seedDemo(context.Background()); err != nil {
@@ -92,6 +109,7 @@ func (s *Server) routes() {
 	app := s.app
 	app.Use(recover.New())
 	app.Use(s.metrics.middleware)
+	app.Use(s.guardBody)
 
 	app.Get("/", s.home)
 	app.Get("/healthz", s.healthz)
@@ -124,18 +142,37 @@ func (s *Server) routes() {
 
 }
 
+// healthz is 200 only when the database can be read and written: a load
+// balancer must stop sending sales to an instance whose writes fail.
 func (s *Server) healthz(c *fiber.Ctx) error {
-	if _, err := s.store.Programs(c.UserContext()); err != nil {
-		return err
+	ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)
+	defer cancel()
+	if err := s.store.Health(ctx); err != nil {
+		reason := "the database does not answer"
+		var he *store.HealthError
+		if errors.As(err, &he) {
+			reason = he.Reason
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": reason})
 	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(fiber.Map{"status": "ok"})
 }
 
-// Serve listens on cfg.Addr until ctx ends, then stops taking requests,
-// lets the ones in flight finish (their writes commit) and returns.
-func (s *Server) Serve(ctx context.Context) error {
+// Serve answers on ln, within the connection caps, until ctx ends; then it
+// stops taking requests, lets the ones in flight finish (their writes
+// commit) and returns. The caller binds ln before anything is stored or
+// printed, so a busy port fails the start cleanly.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	fileLimit := RaiseFileLimit()
+	maxConns := connCap(s.cfg.MaxConns, fileLimit)
+	capped := newCapListener(ln, maxConns, s.cfg.MaxConnsPerIP, s.limits.proxies.contains,
+		func(reason string) { s.metrics.refusedConns.WithLabelValues(reason).Inc() })
+	s.metrics.openConns(capped.Open)
+	slog.Info("connection limits", "max_conns", maxConns, "max_conns_per_ip", s.cfg.MaxConnsPerIP, "open_file_limit", fileLimit)
 	errc := make(chan error, 1)
-	go func() { errc <- s.app.Listen(s.cfg.Addr) }()
+	go func() { errc <- s.app.Listener(capped) }()
 	select {
 	case err := <-errc:
 		return err

@@ -60,7 +60,7 @@ func (s *Server) stripeWebhook(c *fiber.Ctx) error {
 	if p.WebhookSecret == "" {
 		return errStripeBadSignature
 	}
-	event, err := webhook.ConstructEventWithOptions(c.Body(), c.Get("Stripe-Signature"), p.WebhookSecret,
+	event, err := webhook.ConstructEventWithOptions(c.Request().Body(), c.Get("Stripe-Signature"), p.WebhookSecret,
 		webhook.ConstructEventOptions{
 			Tolerance: stripeTolerance,
 			// Stripe renders events in the endpoint's API version, which is

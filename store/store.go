@@ -43,6 +43,23 @@ type Store struct {
 
 	// Batches reports the size of every committed group, for metrics.
 	Batches func(size int)
+
+	health      healthState
+	healthFresh time.Duration
+}
+
+// dsn is the connection string for the database at path.
+func dsn(path string) string {
+	// synchronous=FULL: a 2xx answer promises the row survives a crash, and
+	// group commit keeps the extra fsync cheap.
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_foreign_keys", "on")
+	q.Set("_busy_timeout", "10000")
+	// SQLite decodes %XX in URI file names, and ? or # would end the path.
+	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	return "file:" + escaped + "?" + q.Encode()
 }
 
 type writeReq struct {
@@ -59,17 +76,10 @@ func Open(path string) (*Store, error) {
 			return nil, fmt.Errorf("create data folder: %w", err)
 		}
 	}
-	// synchronous=FULL: a 2xx answer promises the row survives a crash, and
-	// group commit keeps the extra fsync cheap.
-	q := url.Values{}
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
-	q.Set("_foreign_keys", "on")
-	q.Set("_busy_timeout", "10000")
-	// SQLite decodes %XX in URI file names, and ? or # would end the path.
-	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	dsn := "file:" + escaped + "?" + q.Encode()
-
+	if err := checkWritable(path); err != nil {
+		return nil, err
+	}
+	dsn := dsn(path)
 	write, err := sql.Open("sqlite3", dsn+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
@@ -78,7 +88,16 @@ func Open(path string) (*Store, error) {
 	write.SetConnMaxLifetime(0)
 	if err := write.Ping(); err != nil {
 		write.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("open %s: %s", path, Describe(err))
+	}
+	// A damaged file is refused at start, not found out by the first
+	// writes that fail on it.
+	if problems, err := checkDB(write, "quick_check"); err != nil || len(problems) > 0 {
+		write.Close()
+		if err == nil {
+			err = fmt.Errorf("%s", strings.Join(problems[:min(len(problems), 3)], "; "))
+		}
+		return nil, fmt.Errorf("the database %s is damaged (%s): restore a back-up; 'potrack check' lists every problem", path, Describe(err))
 	}
 	if err := migrate(write); err != nil {
 		write.Close()
@@ -92,10 +111,11 @@ func Open(path string) (*Store, error) {
 	read.SetMaxOpenConns(8)
 
 	s := &Store{
-		read:    read,
-		write:   write,
-		queue:   make(chan *writeReq, 1024),
-		stopped: make(chan struct{}),
+		healthFresh: healthFresh,
+		read:        read,
+		write:       write,
+		queue:       make(chan *writeReq, 1024),
+		stopped:     make(chan struct{}),
 	}
 	go s.writer()
 	return s, nil
@@ -178,7 +198,15 @@ func (s *Store) commit(batch []*writeReq) {
 				results[i] = fmt.Errorf("commit: %w", err)
 			}
 		}
+	} else {
+		for _, r := range results {
+			if isStorageError(r) {
+				err = r
+				break
+			}
+		}
 	}
+	s.noteCommit(err)
 	if s.Batches != nil {
 		s.Batches(len(batch))
 	}

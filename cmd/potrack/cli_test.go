@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/potrack/potrack/store"
 )
 
 // runCLI runs `potrack ARGS` as a child process and returns its exit status
@@ -136,6 +140,25 @@ func TestServeFlagsAreUsed(t *testing.T) {
 	}
 }
 
+// TestCheckCommand: `potrack check` reads a database and says whether it is
+// sound.
+func TestCheckCommand(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "sound.db")
+	st, err := store.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if code, out, errOut := runCLI(t, dir, "check", "--db", db); code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("a sound database: exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut := runCLI(t, dir, "check", "--db", filepath.Join(dir, "missing.db"))
+	if code != 1 || !strings.Contains(errOut, "no database at") || strings.Contains(errOut, "stat ") {
+		t.Fatalf("a missing database: exit %d\n%s", code, errOut)
+	}
+}
+
 func TestFormatVersion(t *testing.T) {
 	info := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
 		{Key: "vcs.revision", Value: "0123456789abcdef0123"},
@@ -150,4 +173,43 @@ func TestFormatVersion(t *testing.T) {
 	if got := formatVersion(bare); got != "potrack (devel) go1.26.8" {
 		t.Fatalf("without VCS information: %q", got)
 	}
+}
+
+// TestBusyPortStoresNothing: on a port already taken, serve fails before it
+// stores a generated admin token or prints that it runs.
+func TestBusyPortStoresNothing(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	code, out, errOut := runCLI(t, dir, "serve", "--db", filepath.Join(dir, "data", "p.db"), "--addr", busy.Addr().String())
+	if code != 1 || !strings.Contains(errOut, "listen on") {
+		t.Fatalf("exit %d, want 1 naming the address\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(out, "running") || strings.Contains(out, "pat_") {
+		t.Fatalf("printed a start banner on a busy port:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+		t.Fatal("created the data folder on a busy port")
+	}
+}
+
+// TestServersStartTogether: several servers started at once on one new
+// database all come up (migrations run once, under the write lock).
+func TestServersStartTogether(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "shared.db")
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := startServer(t, db)
+			if st, _ := c.do(t, "GET", "/admin/api/programs", "durability-test-token", ""); st != 200 {
+				t.Errorf("a server answered %d", st)
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -75,7 +76,7 @@ func newCommand(stdout, stderr io.Writer) *cli.Command {
 			}
 			return cli.ShowRootCommandHelp(cmd)
 		},
-		Commands: []*cli.Command{serveCommand(), versionCommand()},
+		Commands: []*cli.Command{serveCommand(), checkCommand(), versionCommand()},
 	}
 }
 
@@ -126,6 +127,18 @@ func serveCommand() *cli.Command {
 				Usage: "requests per program on /collect"},
 			&cli.BoolFlag{Name: "demo", Sources: cli.EnvVars("POTRACK_DEMO"),
 				Usage: "seed a demo program, partner and shop pages into a new database"},
+			&cli.IntFlag{Name: "max-conns", Sources: cli.EnvVars("POTRACK_MAX_CONNS"),
+				Usage: "open client connections in all; 0 means 20000, or less to stay under the open-file limit"},
+			&cli.IntFlag{Name: "max-conns-per-ip", Value: server.DefaultMaxConnsPerIP, Sources: cli.EnvVars("POTRACK_MAX_CONNS_PER_IP"),
+				Usage: "open connections per client IP, 0 for no cap; trusted proxies are exempt"},
+			&cli.DurationFlag{Name: "header-timeout", Value: server.DefaultHeaderTimeout, Sources: cli.EnvVars("POTRACK_HEADER_TIMEOUT"),
+				Usage: "time for a request's headers to arrive (and for a new connection's first request)"},
+			&cli.DurationFlag{Name: "body-timeout", Value: server.DefaultBodyTimeout, Sources: cli.EnvVars("POTRACK_BODY_TIMEOUT"),
+				Usage: "time for a request's body to arrive after its headers"},
+			&cli.DurationFlag{Name: "write-timeout", Value: server.DefaultWriteTimeout, Sources: cli.EnvVars("POTRACK_WRITE_TIMEOUT"),
+				Usage: "time to write an answer"},
+			&cli.DurationFlag{Name: "idle-timeout", Value: server.DefaultIdleTimeout, Sources: cli.EnvVars("POTRACK_IDLE_TIMEOUT"),
+				Usage: "how long a keep-alive connection may wait for its next request"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if err := noArgs(cmd); err != nil {
@@ -139,6 +152,12 @@ func serveCommand() *cli.Command {
 				RateLimitIP:      cmd.String("rate-limit-ip"),
 				RateLimitProgram: cmd.String("rate-limit-program"),
 				Demo:             cmd.Bool("demo"),
+				MaxConns:         int(cmd.Int("max-conns")),
+				MaxConnsPerIP:    int(cmd.Int("max-conns-per-ip")),
+				HeaderTimeout:    cmd.Duration("header-timeout"),
+				BodyTimeout:      cmd.Duration("body-timeout"),
+				WriteTimeout:     cmd.Duration("write-timeout"),
+				IdleTimeout:      cmd.Duration("idle-timeout"),
 			}
 			for _, p := range strings.Split(cmd.String("trusted-proxies"), ",") {
 				if p = strings.TrimSpace(p); p != "" {
@@ -146,6 +165,40 @@ func serveCommand() *cli.Command {
 				}
 			}
 			return serve(ctx, cfg, cmd.Root().Writer)
+		},
+	}
+}
+
+// errDamaged is check's answer for a database with problems: exit 1, the
+// problems already printed.
+var errDamaged = errors.New("the database has problems; restore a back-up")
+
+func checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "check",
+		Usage:        "check the database file's integrity (SQLite integrity_check), read only",
+		OnUsageError: usageErrorOf,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "db", Value: server.DefaultDB, Sources: cli.EnvVars("POTRACK_DB"),
+				Usage: "SQLite database file"},
+		},
+		Action: func(_ context.Context, cmd *cli.Command) error {
+			if err := noArgs(cmd); err != nil {
+				return err
+			}
+			out := cmd.Root().Writer
+			problems, err := store.Check(cmd.String("db"))
+			if err != nil {
+				return err
+			}
+			if len(problems) == 0 {
+				fmt.Fprintf(out, "%s: ok\n", cmd.String("db"))
+				return nil
+			}
+			for _, p := range problems {
+				fmt.Fprintln(out, p)
+			}
+			return errDamaged
 		},
 	}
 }
@@ -166,6 +219,13 @@ func versionCommand() *cli.Command {
 }
 
 func serve(ctx context.Context, cfg server.Config, stdout io.Writer) error {
+	// Bind first: on a busy port nothing is stored (a generated admin
+	// token, the demo) and nothing claims to be running.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close()
 	st, err := store.Open(cfg.DB)
 	if err != nil {
 		return err
@@ -180,8 +240,8 @@ func serve(ctx context.Context, cfg server.Config, stdout io.Writer) error {
 	fmt.Fprint(stdout, srv.Banner())
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	slog.Info("potrack listening", "addr", cfg.Addr, "db", cfg.DB)
-	if err := srv.Serve(ctx); err != nil {
+	slog.Info("potrack listening", "addr", ln.Addr().String(), "db", cfg.DB)
+	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}
 	// Every accepted write has answered by now; Close commits nothing new

@@ -1,0 +1,191 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+)
+
+// Health: /healthz must say when writes fail (a read-only file, a full
+// disk, a damaged file), not merely that a read works. The writer notes the
+// outcome of every commit; Health trusts a recent success and otherwise
+// proves the write path with a real commit.
+
+// healthFresh is how recent a successful commit must be for Health to
+// trust it instead of committing a probe.
+const healthFresh = 10 * time.Second
+
+type healthState struct {
+	mu      sync.Mutex
+	lastOK  time.Time
+	lastErr error
+	errAt   time.Time
+}
+
+// HealthError says, in an operator's words, why the database is unhealthy.
+type HealthError struct{ Reason string }
+
+func (e *HealthError) Error() string { return e.Reason }
+
+// noteCommit records a commit's outcome: err is the transaction's own
+// error, or the first storage error of one of its writes.
+func (s *Store) noteCommit(err error) {
+	s.health.mu.Lock()
+	defer s.health.mu.Unlock()
+	if err == nil {
+		s.health.lastOK = time.Now()
+		return
+	}
+	s.health.lastErr, s.health.errAt = err, time.Now()
+}
+
+// Health returns nil when the database can be read and written, or a
+// *HealthError naming what fails.
+func (s *Store) Health(ctx context.Context) error {
+	var n int
+	if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM programs LIMIT 1)").Scan(&n); err != nil {
+		return &HealthError{"the database cannot be read: " + Describe(err)}
+	}
+	s.health.mu.Lock()
+	lastOK, lastErr, errAt := s.health.lastOK, s.health.lastErr, s.health.errAt
+	s.health.mu.Unlock()
+	if errAt.After(lastOK) {
+		return &HealthError{"writes are failing: " + Describe(lastErr)}
+	}
+	if time.Since(lastOK) < s.healthFresh {
+		return nil
+	}
+	// Nothing committed lately: prove the write path with one commit.
+	err := s.Write(ctx, func(tx *Tx) error {
+		_, err := tx.exec(`INSERT INTO settings (key, value) VALUES ('health_probe', ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, tx.Now().Format(time.RFC3339))
+		return err
+	})
+	if err != nil {
+		return &HealthError{"writes are failing: " + Describe(err)}
+	}
+	return nil
+}
+
+// isStorageError reports an error of the disk or the file, as opposed to
+// one of the data (a constraint, a missing row).
+func isStorageError(err error) bool {
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code {
+	case sqlite3.ErrReadonly, sqlite3.ErrFull, sqlite3.ErrIoErr, sqlite3.ErrCorrupt, sqlite3.ErrNotADB,
+		sqlite3.ErrCantOpen, sqlite3.ErrPerm, sqlite3.ErrNomem:
+		return true
+	}
+	return false
+}
+
+// Describe says what a database error means for whoever runs potrack.
+func Describe(err error) string {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code {
+		case sqlite3.ErrReadonly:
+			return "the database is read-only (the file's or its folder's permissions, or a read-only mount)"
+		case sqlite3.ErrFull:
+			return "the disk is full"
+		case sqlite3.ErrCorrupt, sqlite3.ErrNotADB:
+			return "the database file is damaged; run 'potrack check' and restore a back-up"
+		case sqlite3.ErrIoErr:
+			return "the disk reports an I/O error"
+		case sqlite3.ErrCantOpen:
+			return "the database file cannot be opened"
+		case sqlite3.ErrPerm:
+			return "permission denied"
+		case sqlite3.ErrBusy, sqlite3.ErrLocked:
+			return "the database is locked by another process"
+		}
+		return "SQLite error: " + se.Code.Error()
+	}
+	switch {
+	case errors.Is(err, ErrClosed):
+		return "the server is shutting down"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "the check timed out"
+	case errors.Is(err, syscall.EROFS):
+		return "the data folder is on a read-only filesystem"
+	case errors.Is(err, syscall.ENOSPC):
+		return "the disk is full"
+	case errors.Is(err, os.ErrPermission):
+		return "permission denied"
+	case errors.Is(err, os.ErrNotExist):
+		return "no such file"
+	}
+	return err.Error()
+}
+
+// checkWritable refuses, with a plain reason, a data folder or database
+// file that cannot be written, before SQLite says "unable to open database
+// file" or opens it read-only.
+func checkWritable(path string) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".potrack-write-check-*")
+	if err != nil {
+		return fmt.Errorf("the data folder %s cannot be written: %s", dir, Describe(err))
+	}
+	f.Close()
+	os.Remove(f.Name())
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("the database file %s cannot be written: %s", path, Describe(err))
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// checkDB runs PRAGMA quick_check (or the slower, thorough integrity_check)
+// and returns what SQLite reports wrong: nothing for a sound file.
+func checkDB(db *sql.DB, pragma string) ([]string, error) {
+	rows, err := db.Query("PRAGMA " + pragma) // one of our two constant names
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return nil, err
+		}
+		if line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	return problems, rows.Err()
+}
+
+// Check runs SQLite's full integrity check on the database at path, read
+// only, and returns the problems it finds (none for a sound file). It is
+// `potrack check`.
+func Check(path string) ([]string, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no database at %s: %s", path, Describe(err))
+	}
+	db, err := sql.Open("sqlite3", dsn(path)+"&mode=ro")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	problems, err := checkDB(db, "integrity_check")
+	if err != nil {
+		return nil, fmt.Errorf("check %s: %s", path, Describe(err))
+	}
+	return problems, nil
+}

@@ -86,7 +86,7 @@ func Open(path string) (*Store, error) {
 	}
 	write.SetMaxOpenConns(1)
 	write.SetConnMaxLifetime(0)
-	if err := write.Ping(); err != nil {
+	if err := pingUntilFree(write); err != nil {
 		write.Close()
 		return nil, fmt.Errorf("open %s: %s", path, Describe(err))
 	}
@@ -119,6 +119,22 @@ func Open(path string) (*Store, error) {
 	}
 	go s.writer()
 	return s, nil
+}
+
+// pingUntilFree opens the first connection. Switching a new database to WAL
+// takes an exclusive lock that SQLite refuses at once, without its busy
+// timeout, while another process is doing the same: several servers
+// starting together wait for each other here instead of failing.
+func pingUntilFree(db *sql.DB) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for wait := 5 * time.Millisecond; ; wait = min(wait*2, 200*time.Millisecond) {
+		err := db.Ping()
+		var se sqlite3.Error
+		if err == nil || !errors.As(err, &se) || (se.Code != sqlite3.ErrBusy && se.Code != sqlite3.ErrLocked) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+	}
 }
 
 // Close stops accepting writes, finishes the queued ones and closes the

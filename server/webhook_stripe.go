@@ -74,8 +74,8 @@ func (s *Server) stripeWebhook(c *fiber.Ctx) error {
 		return errStripeBadSignature
 	case err != nil:
 		// The signature is checked first, so this payload is genuine but
-		// not an event object.
-		return errBadRequest.WithMessage("The signed payload is not a Stripe event: " + err.Error() + ".")
+		// not an event object. The decoder's text names Go types: not shown.
+		return errBadRequest.WithMessage("The signed payload is not a Stripe event object of the expected shape.")
 	}
 	if event.Data == nil || len(event.Data.Raw) == 0 {
 		return errBadRequest.WithMessage("The event has no data.object.")

@@ -4,13 +4,18 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 )
 
 // SignaturePayload builds the string a merchant backend signs for js_require_signature:
-// key|amount|CURRENCY|customer_key, e.g. "order_9|25.00|USD|cust_7". The amount is
-// written with exactly the currency's minor digits so both sides produce the same text.
-func SignaturePayload(key string, amount Money, customerKey string) string {
-	return key + "|" + amount.String() + "|" + amount.Currency + "|" + customerKey
+// key|amount|CURRENCY|customer_key|product_id|product_type, every field that decides the
+// reward, e.g. "order_9|25.00|USD|cust_7|pro|monthly", or "order_9|25.00|USD|cust_7||"
+// without products. The amount is written with exactly the currency's minor digits and
+// the code in upper case, so both sides produce the same text; an absent product field
+// is the empty string.
+func SignaturePayload(key string, amount Money, customerKey, productID, productType string) string {
+	amount.Currency = strings.ToUpper(amount.Currency)
+	return strings.Join([]string{key, amount.String(), amount.Currency, customerKey, productID, productType}, "|")
 }
 
 // VerifySignature reports whether hexSig is the hex HMAC-SHA256 of payload under secret.

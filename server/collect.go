@@ -51,8 +51,17 @@ type collectJSONIn struct {
 // collectCall is a decoded request: the envelope and its typed data.
 type collectCall struct {
 	collectJSONIn
-	transaction transactionJSONIn
+	transaction collectTransactionJSONIn
 	customer    customerJSONIn
+}
+
+// collectTransactionJSONIn is the data of a browser sale: the REST seed
+// request, except that a browser never dates a sale. CreatedAt shadows the
+// seed's field, so any value of any type is caught here and refused on
+// its own field (data.created_at).
+type collectTransactionJSONIn struct {
+	transactionJSONIn
+	CreatedAt json.RawMessage `json:"created_at"`
 }
 
 // collectAnswer is a successful answer. A click also tells the script
@@ -235,6 +244,12 @@ func (s *Server) collectTransaction(c *fiber.Ctx, p *store.Program, call *collec
 		return 0, collectAnswer{}, errJSTrackingDisabled
 	}
 	req := &call.transaction
+	// The server's clock dates browser sales: a page could otherwise
+	// backdate one into a commission window that has closed.
+	if len(req.CreatedAt) > 0 && string(req.CreatedAt) != "null" {
+		return 0, collectAnswer{}, invalid("data.created_at",
+			"data.created_at is not accepted from the browser: the server dates browser sales. Send created_at through the REST API.")
+	}
 	in, err := req.input(p)
 	if err != nil {
 		return 0, collectAnswer{}, withDataPrefix(err)
@@ -245,12 +260,16 @@ func (s *Server) collectTransaction(c *fiber.Ctx, p *store.Program, call *collec
 	in.CreateCustomer = in.CreateCustomer || call.Options.CreateCustomer
 	in.Source = store.SourceJS
 	// A valid signature proves the merchant's backend saw this sale, so it
-	// is marked verified even where signatures are optional.
+	// is marked verified even where signatures are optional. It covers
+	// every field that decides the reward: the amount and currency, the
+	// customer (whose partner is paid) and both product fields (which pick
+	// the commission rule). The date is the server's (above).
 	if req.Signature != "" {
-		in.Verified = rules.VerifySignature(p.SigningSecret, rules.SignaturePayload(in.Key, in.Amount, in.Customer.Key), req.Signature)
+		payload := rules.SignaturePayload(in.Key, in.Amount, in.Customer.Key, in.ProductID, in.ProductType)
+		in.Verified = rules.VerifySignature(p.SigningSecret, payload, req.Signature)
 	}
 	if p.JSRequireSignature && !in.Verified {
-		return 0, collectAnswer{}, errBadSignature
+		return 0, collectAnswer{}, errSignatureMismatch
 	}
 	var res tracking.Result
 	err = s.store.Write(c.UserContext(), func(tx *store.Tx) (err error) {

@@ -380,8 +380,9 @@ func sign(secret, payload string) string {
 }
 
 // TestCollectSignature covers js_require_signature: the merchant's backend
-// signs key|amount|CURRENCY|customer_key with the amount in the currency's
-// minor digits.
+// signs key|amount|CURRENCY|customer_key|product_id|product_type with the
+// amount in the currency's minor digits (here without product fields; see
+// TestCollectSignatureCoversTheReward for them).
 func TestCollectSignature(t *testing.T) {
 	ts := newTestServer(t, noLimits)
 	usd := ts.createProgram(`{"name":"USD","js_tracking":true,"js_require_signature":true,"allowed_origins":["https://shop.example"]}`)
@@ -401,34 +402,34 @@ func TestCollectSignature(t *testing.T) {
 	}
 	f.run(t, []collectScenario{
 		{name: "good signature, USD written with two decimals",
-			body:   collectBody(usd.ID, "transactions.create", "alice", data("order_9", "25", "cust_7", sign(usd.SigningSecret, "order_9|25.00|USD|cust_7"))),
+			body:   collectBody(usd.ID, "transactions.create", "alice", data("order_9", "25", "cust_7", sign(usd.SigningSecret, "order_9|25.00|USD|cust_7||"))),
 			status: 201, answer: "created", cors: true, stored: verified("order_9", 1)},
 		{name: "upper-case hex",
-			body:   collectBody(usd.ID, "transactions.create", "alice", data("order_10", "1.5", "cust_7", strings.ToUpper(sign(usd.SigningSecret, "order_10|1.50|USD|cust_7")))),
+			body:   collectBody(usd.ID, "transactions.create", "alice", data("order_10", "1.5", "cust_7", strings.ToUpper(sign(usd.SigningSecret, "order_10|1.50|USD|cust_7||")))),
 			status: 201, answer: "created", cors: true, stored: verified("order_10", 1)},
 		{name: "good signature, JPY without decimals",
-			body:   collectBody(jpy.ID, "transactions.create", "alice", data("order_j", "1000", "cust_j", sign(jpy.SigningSecret, "order_j|1000|JPY|cust_j"))),
+			body:   collectBody(jpy.ID, "transactions.create", "alice", data("order_j", "1000", "cust_j", sign(jpy.SigningSecret, "order_j|1000|JPY|cust_j||"))),
 			status: 201, answer: "created", cors: true, stored: verified("order_j", 1)},
 		{name: "missing signature",
 			body:   collectBody(usd.ID, "transactions.create", "alice", `{"key":"order_11","amount":"25","customer":{"key":"cust_7"}}`),
 			status: 403, answer: "bad_signature", field: "data.signature", cors: true, stored: []storedRows{txRows("order_11", 0)}},
 		{name: "amount not in minor digits",
-			body:   collectBody(usd.ID, "transactions.create", "alice", data("order_12", "25", "cust_7", sign(usd.SigningSecret, "order_12|25|USD|cust_7"))),
+			body:   collectBody(usd.ID, "transactions.create", "alice", data("order_12", "25", "cust_7", sign(usd.SigningSecret, "order_12|25|USD|cust_7||"))),
 			status: 403, answer: "bad_signature", field: "data.signature", cors: true, stored: []storedRows{txRows("order_12", 0)}},
 		{name: "signature for another amount",
-			body:   collectBody(usd.ID, "transactions.create", "alice", data("order_13", "2500", "cust_7", sign(usd.SigningSecret, "order_13|25.00|USD|cust_7"))),
+			body:   collectBody(usd.ID, "transactions.create", "alice", data("order_13", "2500", "cust_7", sign(usd.SigningSecret, "order_13|25.00|USD|cust_7||"))),
 			status: 403, answer: "bad_signature", field: "data.signature", cors: true, stored: []storedRows{txRows("order_13", 0)}},
 		{name: "signed with another program's secret",
-			body:   collectBody(usd.ID, "transactions.create", "alice", data("order_14", "25", "cust_7", sign(jpy.SigningSecret, "order_14|25.00|USD|cust_7"))),
+			body:   collectBody(usd.ID, "transactions.create", "alice", data("order_14", "25", "cust_7", sign(jpy.SigningSecret, "order_14|25.00|USD|cust_7||"))),
 			status: 403, answer: "bad_signature", field: "data.signature", cors: true},
 		{name: "not hex",
 			body:   collectBody(usd.ID, "transactions.create", "alice", data("order_15", "25", "cust_7", strings.Repeat("zz", 32))),
 			status: 403, answer: "bad_signature", field: "data.signature", cors: true},
 		{name: "optional: a good signature marks the sale verified",
-			body:   collectBody(optional.ID, "transactions.create", "alice", data("opt_1", "25", "cust_o", sign(optional.SigningSecret, "opt_1|25.00|USD|cust_o"))),
+			body:   collectBody(optional.ID, "transactions.create", "alice", data("opt_1", "25", "cust_o", sign(optional.SigningSecret, "opt_1|25.00|USD|cust_o||"))),
 			status: 201, answer: "created", cors: true, stored: verified("opt_1", 1)},
 		{name: "optional: a wrong signature stores it unverified",
-			body:   collectBody(optional.ID, "transactions.create", "alice", data("opt_2", "25", "cust_o", sign("guess", "opt_2|25.00|USD|cust_o"))),
+			body:   collectBody(optional.ID, "transactions.create", "alice", data("opt_2", "25", "cust_o", sign("guess", "opt_2|25.00|USD|cust_o||"))),
 			status: 201, answer: "created", cors: true, stored: append(verified("opt_2", 0), txRows("opt_2", 1))},
 	})
 
@@ -440,10 +441,10 @@ func TestCollectSignature(t *testing.T) {
 	secret := r.JSON(t)["data"].(map[string]any)["signing_secret"].(string)
 	f.run(t, []collectScenario{
 		{name: "old secret after rotation",
-			body:   collectBody(usd.ID, "transactions.create", "alice", data("order_20", "25", "cust_7", sign(usd.SigningSecret, "order_20|25.00|USD|cust_7"))),
+			body:   collectBody(usd.ID, "transactions.create", "alice", data("order_20", "25", "cust_7", sign(usd.SigningSecret, "order_20|25.00|USD|cust_7||"))),
 			status: 403, answer: "bad_signature", field: "data.signature", cors: true},
 		{name: "new secret after rotation",
-			body:   collectBody(usd.ID, "transactions.create", "alice", data("order_20", "25", "cust_7", sign(secret, "order_20|25.00|USD|cust_7"))),
+			body:   collectBody(usd.ID, "transactions.create", "alice", data("order_20", "25", "cust_7", sign(secret, "order_20|25.00|USD|cust_7||"))),
 			status: 201, answer: "created", cors: true, stored: verified("order_20", 1)},
 	})
 }

@@ -263,3 +263,7 @@ func jsonKind(t reflect.Type) string {
 	}
 	return "an object"
 }
+
+// POST /collect, js_require_signature: what the merchant's backend signs.
+var errSignatureMismatch = errBadSignature.WithMessage("This program requires data.signature: the hex HMAC-SHA256, " +
+	"under the program's signing secret, of key|amount|CURRENCY|customer_key|product_id|product_type, made by your backend.")

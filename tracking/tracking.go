@@ -238,9 +238,13 @@ type TransactionInput struct {
 
 // RecordTransaction stores a sale with its reward. A key already stored
 // with the same content (see Mode.WholeContent) is a replay. A verified
-// report (REST, gateway) of a key a browser reported confirms that row when
-// every field matches and replaces it otherwise; any other difference is
-// ErrKeyConflict.
+// report (REST, gateway, or a browser sale signed by the merchant's
+// backend) of a key an unverified browser report holds confirms that row
+// when every field matches and replaces it otherwise. A verified row
+// (signed browser sales included: the signature covers every field that
+// decides the reward) is never replaced: a repeat with the same content is
+// a replay, one with other content ErrKeyConflict, whoever sends it. Any
+// other difference is ErrKeyConflict.
 func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode Mode) (*store.Transaction, Result, error) {
 	existing, err := tx.Transaction(p.ID, in.Key)
 	switch {
@@ -253,11 +257,14 @@ func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode
 		existing.Verified = true
 		return existing, Replayed, nil
 	case err == nil && sameTransaction(existing, in, mode) && (existing.Verified || !in.Verified):
+		// Nothing changes: a verified row is only ever confirmed, and an
+		// unverified report never makes a row verified.
 		return existing, Replayed, nil
 	case err == nil && in.Verified && !existing.Verified && existing.Status == store.StatusOK:
 		// Anyone can report a browser sale, under any key: a forged one
 		// must not block the merchant's verified sale with the same key.
-		// The verified report replaces it.
+		// The verified report replaces it. Only an unverified row is ever
+		// replaced, and only by a verified report.
 		if err := tx.DeleteTransaction(existing.ID); err != nil {
 			return nil, 0, err
 		}

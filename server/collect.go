@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"net/url"
 	"strings"
 
@@ -163,7 +164,7 @@ func (s *Server) collectCall(c *fiber.Ctx) (typ string, status int, answer colle
 	case typeSignup:
 		status, answer, err = s.collectSignup(c, p, call)
 	default:
-		status, answer, err = s.collectClick(c, p, call)
+		status, answer, err = s.collectClick(c, p, call, origin)
 	}
 	return typ, status, answer, err
 }
@@ -303,13 +304,19 @@ func (s *Server) collectSignup(c *fiber.Ctx, p *store.Program, call *collectCall
 
 // collectClick records a referral landing. The partner comes from the
 // landing URL only: the cookie names an earlier referral, and counting it
-// again on every page with a query string would inflate its clicks.
-func (s *Server) collectClick(c *fiber.Ctx, p *store.Program, call *collectCall) (int, collectAnswer, error) {
+// again on every page with a query string would inflate its clicks. The
+// landing page must be on origin, the one that passed the origin check:
+// a click "on" another site (or on another of the program's origins) is
+// not a visit this browser made, so it is ignored.
+func (s *Server) collectClick(c *fiber.Ctx, p *store.Program, call *collectCall, origin string) (int, collectAnswer, error) {
 	if err := checkText("url", call.URL, maxURLLen, false); err != nil {
 		return 0, collectAnswer{}, err
 	}
 	if err := checkText("referrer", call.Referrer, maxURLLen, false); err != nil {
 		return 0, collectAnswer{}, err
+	}
+	if !onOrigin(call.URL, origin) {
+		return fiber.StatusAccepted, collectAnswer{Status: "ignored"}, nil
 	}
 	key := referralKey(call.URL, p.ReferralParams)
 	if key == "" {
@@ -332,6 +339,37 @@ func (s *Server) collectClick(c *fiber.Ctx, p *store.Program, call *collectCall)
 	}
 	return fiber.StatusCreated, collectAnswer{Status: "created", Partner: partner.Key,
 		CookieDays: p.CookieDays, Attribution: p.Attribution}, nil
+}
+
+// onOrigin reports whether rawURL is an absolute http(s) URL on origin:
+// the same scheme, host and port (a scheme's default port written out or
+// not). A URL that does not parse, or has no host, is on no origin.
+func onOrigin(rawURL, origin string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	o, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	a, b := originOf(u), originOf(o)
+	return a != "" && a == b
+}
+
+// originOf is u's scheme://host:port in lower case with the port always
+// written, or "" when u is not an absolute http(s) URL.
+func originOf(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Hostname())
+	if (scheme != "http" && scheme != "https") || host == "" {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[scheme]
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // referralKey reads the partner key from a landing URL: the program's

@@ -925,3 +925,49 @@ func TestVerifiedSaleWinsOverBrowserReport(t *testing.T) {
 		t.Errorf("browser report over a verified sale: %d, want 409", st)
 	}
 }
+
+// TestCollectClickOffOrigin: a click counts only for a landing page on the
+// origin that passed the origin check (scheme, host and port); any other
+// url is 202 ignored and stores nothing.
+func TestCollectClickOffOrigin(t *testing.T) {
+	f := newCollectFixture(t)
+	shop := f.shop.ID
+	clicks := func(want int) []storedRows {
+		return []storedRows{{"SELECT COUNT(*) FROM clicks WHERE program_id = '" + shop + "'", want}}
+	}
+	noURL := `{"program":"` + shop + `","type":"clicks.create","referrer":""}`
+	created := map[string]string{"partner": "alice"}
+	f.run(t, []collectScenario{
+		{name: "same origin", body: clickBody(shop, "https://shop.example/?aff=alice", "", ""),
+			status: 201, answer: "created", fields: created, cors: true, stored: clicks(1)},
+		{name: "same origin, default port written out", body: clickBody(shop, "https://shop.example:443/p?aff=alice", "", ""),
+			status: 201, answer: "created", fields: created, cors: true, stored: clicks(2)},
+		{name: "same origin, host in upper case", body: clickBody(shop, "https://SHOP.example/aff/alice", "", ""),
+			status: 201, answer: "created", fields: created, cors: true, stored: clicks(3)},
+		{name: "foreign site", body: clickBody(shop, "https://evil.example/?aff=alice", "", ""),
+			status: 202, answer: "ignored", cors: true, stored: clicks(3)},
+		{name: "wildcard-allowed subdomain page", body: clickBody(shop, "https://eu.shop.example/?aff=alice", "", ""),
+			headers: []string{"Origin", "https://eu.shop.example"}, status: 201, answer: "created", fields: created, cors: true, stored: clicks(4)},
+		{name: "another allowed origin than the request's", body: clickBody(shop, "https://shop.example/?aff=alice", "", ""),
+			headers: []string{"Origin", "https://eu.shop.example"}, status: 202, answer: "ignored", cors: true, stored: clicks(4)},
+		{name: "another wildcard subdomain than the request's", body: clickBody(shop, "https://us.shop.example/?aff=alice", "", ""),
+			headers: []string{"Origin", "https://eu.shop.example"}, status: 202, answer: "ignored", cors: true, stored: clicks(4)},
+		{name: "Referer's origin when there is no Origin", body: clickBody(shop, "https://shop.example/?aff=alice", "", ""),
+			headers: []string{"Referer", "https://shop.example/landing"}, status: 201, answer: "created", fields: created, cors: true, stored: clicks(5)},
+		{name: "other scheme", body: clickBody(shop, "http://shop.example/?aff=alice", "", ""),
+			status: 202, answer: "ignored", cors: true, stored: clicks(5)},
+		{name: "other port", body: clickBody(shop, "https://shop.example:8443/?aff=alice", "", ""),
+			status: 202, answer: "ignored", cors: true, stored: clicks(5)},
+		{name: "allowed host as a prefix of another", body: clickBody(shop, "https://shop.example.evil.example/?aff=alice", "", ""),
+			status: 202, answer: "ignored", cors: true, stored: clicks(5)},
+		{name: "allowed host as user info", body: clickBody(shop, "https://shop.example@evil.example/?aff=alice", "", ""),
+			status: 202, answer: "ignored", cors: true, stored: clicks(5)},
+		{name: "relative url", body: clickBody(shop, "/?aff=alice", "", ""),
+			status: 202, answer: "ignored", cors: true, stored: clicks(5)},
+		{name: "garbage url", body: clickBody(shop, "https://shop.example:port/%zz?aff=alice", "", ""),
+			status: 202, answer: "ignored", cors: true, stored: clicks(5)},
+		{name: "not a url at all", body: clickBody(shop, "aff=alice", "", ""),
+			status: 202, answer: "ignored", cors: true, stored: clicks(5)},
+		{name: "no url", body: noURL, status: 202, answer: "ignored", cors: true, stored: clicks(5)},
+	})
+}

@@ -202,6 +202,8 @@ func decodeBody(c *fiber.Ctx, v any, strict bool) error {
 // field, and what it should be (never a Go type name). prefix names the
 // part of the body that was decoded ("data" for a /collect call's data).
 func jsonProblem(err error, prefix string) error {
+	// maxEchoedField bounds what a message repeats of the request.
+	const maxEchoedField = 100
 	join := func(field string) string {
 		switch {
 		case prefix == "":
@@ -232,10 +234,18 @@ func jsonProblem(err error, prefix string) error {
 	}
 	if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		field = join(strings.Trim(field, `"`))
+		if len(field) > maxEchoedField {
+			return errBadRequest.WithMessage("The request body has an unknown field.")
+		}
 		return errBadRequest.WithMessage("Unknown field '" + field + "'.").WithField(field)
 	}
-	// Our own UnmarshalJSON methods speak plainly already.
-	return errBadRequest.WithMessage("The request body is not valid: " + err.Error() + ".").WithField(prefix)
+	// Our own UnmarshalJSON methods speak plainly already. The JSON
+	// library's other errors ("json: invalid number literal, trying to
+	// unmarshal ...") name Go types and repeat the input: never shown.
+	if msg := err.Error(); !strings.HasPrefix(msg, "json:") && len(msg) <= maxEchoedField {
+		return errBadRequest.WithMessage("The request body is not valid: " + msg + ".").WithField(prefix)
+	}
+	return errBadRequest.WithField(prefix)
 }
 
 // jsonKind names what a Go type is in JSON.

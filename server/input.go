@@ -44,6 +44,59 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// amountIn is an amount as sent: a JSON number or a JSON string, kept as its
+// exact text (never a float). A value of any other kind (true, {}, [...])
+// is remembered rather than refused while decoding, so that it is answered
+// like "abc": 422 on the amount's own field (data.amount,
+// transactions[3].amount), not a decoding error in the JSON library's
+// words.
+type amountIn struct {
+	text string
+	kind amountKind
+}
+
+type amountKind int
+
+const (
+	amountAbsent amountKind = iota // missing or null
+	amountText                     // a number literal or a string
+	amountOther                    // a boolean, object or array
+)
+
+func (a *amountIn) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*a = amountIn{}
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			*a = amountIn{kind: amountOther}
+			return nil
+		}
+		*a = amountIn{text: s, kind: amountText}
+	case len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9')):
+		// The decoder has checked the number literal's grammar.
+		*a = amountIn{text: string(b), kind: amountText}
+	default:
+		*a = amountIn{kind: amountOther}
+	}
+	return nil
+}
+
+// money parses the amount in currency. Its messages never repeat the input.
+func (a amountIn) money(currency string) (rules.Money, error) {
+	switch {
+	case a.kind == amountAbsent:
+		return rules.Money{}, invalid("amount", "amount is required.")
+	case a.kind == amountOther:
+		return rules.Money{}, invalid("amount", "amount must be a number such as 25.00, or a string holding one such as \"25.00\".")
+	case a.text == "":
+		return rules.Money{}, invalid("amount", "amount is empty; send a decimal number such as 25.00.")
+	}
+	return rules.ParseAmount(a.text, currency)
+}
+
 // checkText validates a free-text or key field: valid UTF-8, no control
 // characters, at most max characters, and present when required.
 func checkText(field, v string, max int, required bool) error {
@@ -128,7 +181,7 @@ func (c *customerJSONIn) input(field string) (tracking.CustomerInput, error) {
 // data of a browser transactions.create.
 type transactionJSONIn struct {
 	Key         flexString      `json:"key"`
-	Amount      json.Number     `json:"amount"`
+	Amount      amountIn        `json:"amount"`
 	AmountUnits string          `json:"amount_units"`
 	Action      string          `json:"action"`
 	ProductID   flexString      `json:"product_id"`
@@ -164,10 +217,7 @@ func (t *transactionJSONIn) input(p *store.Program) (tracking.TransactionInput, 
 		}
 		currency = c
 	}
-	if t.Amount == "" {
-		return in, invalid("amount", "amount is required.")
-	}
-	amount, err := rules.ParseAmount(string(t.Amount), currency)
+	amount, err := t.Amount.money(currency)
 	if err != nil {
 		return in, err
 	}

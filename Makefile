@@ -5,7 +5,7 @@ GO       ?= go
 CHROMIUM ?=
 export CHROMIUM
 
-.PHONY: build run test check bench chromium clean
+.PHONY: build run test check bench fuzz chromium clean
 
 # The first build compiles SQLite's C source: about 3 minutes on 2 cores with
 # empty Go caches, seconds afterwards. Say so before a long wait in silence.
@@ -39,6 +39,18 @@ check:
 # Benchmarks report ratios measured in one run; see the README.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+# Every Go fuzz target, each for FUZZTIME. Their seeds (f.Add and
+# testdata/fuzz/) run as plain tests in make test; a failure found here is
+# written to testdata/fuzz/ and kept as a seed from then on.
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzzing $$target in $$pkg for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
 
 # The browser tests need Chromium. When none is found, install Debian's as
 # root where apt-get works; otherwise say what to do (the tests then skip,

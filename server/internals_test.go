@@ -99,3 +99,29 @@ func TestNoInternalsInAnswers(t *testing.T) {
 	}
 	t.Logf("%d junk requests, no internals", checked)
 }
+
+// FuzzCollect: no body makes POST /collect answer 5xx or show internals.
+// `go test` runs the seeds (these and testdata/fuzz/FuzzCollect);
+// `make fuzz` explores.
+func FuzzCollect(f *testing.F) {
+	ts := newTestServer(f)
+	p := ts.createProgram(`{"name":"Shop","js_tracking":true,"allowed_origins":["https://shop.example"]}`)
+	ts.api(p, "POST", "/v1/partners", `{"key":"pat"}`)
+	for _, data := range junkBodies {
+		f.Add(`{"program":"` + p.ID + `","type":"transactions.create","partner":{"key":"pat"},"data":` + data + `}`)
+	}
+	f.Add(`{"program":"` + p.ID + `","type":"clicks.create","url":"https://shop.example/?aff=pat","partner":{"key":"pat"}}`)
+	f.Add(`{"program":"` + p.ID + `","type":"customers.signup","partner":{"key":"pat"},"data":{"key":"c1","email":"a@b.c"}}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		ts.t = t
+		r := ts.request("POST", "/collect", body, "Origin", "https://shop.example")
+		if r.Status >= 500 {
+			t.Fatalf("status %d for %q: %s", r.Status, body, r.Body)
+		}
+		for _, leak := range internals {
+			if strings.Contains(r.Body, leak) {
+				t.Fatalf("answer to %q shows %q: %s", body, leak, r.Body)
+			}
+		}
+	})
+}

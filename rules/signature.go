@@ -18,6 +18,20 @@ func SignaturePayload(key string, amount Money, customerKey, productID, productT
 	return strings.Join([]string{key, amount.String(), amount.Currency, customerKey, productID, productType}, "|")
 }
 
+// PipeInSignedField names the first signed field whose text holds '|', the
+// payload's separator ("key", "customer.key", "product_id",
+// "product_type"), or returns "" when none does.
+func PipeInSignedField(key, customerKey, productID, productType string) string {
+	for _, f := range []struct{ name, value string }{
+		{"key", key}, {"customer.key", customerKey}, {"product_id", productID}, {"product_type", productType},
+	} {
+		if strings.Contains(f.value, "|") {
+			return f.name
+		}
+	}
+	return ""
+}
+
 // VerifySignature reports whether hexSig is the hex HMAC-SHA256 of payload under secret.
 // An empty secret verifies nothing: anyone could compute a signature under it.
 func VerifySignature(secret, payload, hexSig string) bool {

@@ -77,3 +77,19 @@ func TestVerifySignature(t *testing.T) {
 		}
 	}
 }
+
+func TestPipeInSignedField(t *testing.T) {
+	for _, c := range []struct {
+		key, customer, productID, productType, want string
+	}{
+		{"o1", "c1", "pro", "monthly", ""},
+		{"o|1", "c1", "", "", "key"},
+		{"o1", "c|1", "", "", "customer.key"},
+		{"o1", "c1", "a|b", "x", "product_id"},
+		{"o1", "c1", "", "|", "product_type"},
+	} {
+		if got := PipeInSignedField(c.key, c.customer, c.productID, c.productType); got != c.want {
+			t.Errorf("PipeInSignedField(%q, %q, %q, %q) = %q, want %q", c.key, c.customer, c.productID, c.productType, got, c.want)
+		}
+	}
+}

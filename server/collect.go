@@ -20,8 +20,8 @@ import (
 // per-program budget before anything is written.
 
 const (
-	maxProgramIDLen  = 64
-	maxURLLen        = 4096
+	maxProgramIDLen = 64
+	maxURLLen       = 4096
 	// A day: preflights are rare (the script sends text/plain), and an
 	// origin removed from a program still fails the POST itself.
 	preflightMaxAge = "86400"
@@ -265,12 +265,19 @@ func (s *Server) collectTransaction(c *fiber.Ctx, p *store.Program, call *collec
 	// every field that decides the reward: the amount and currency, the
 	// customer (whose partner is paid) and both product fields (which pick
 	// the commission rule). The date is the server's (above).
+	if req.Signature != "" || p.JSRequireSignature {
+		// '|' separates the signed fields: in a field's text it would let
+		// one field's text pass for the next one's.
+		if field := rules.PipeInSignedField(in.Key, in.Customer.Key, in.ProductID, in.ProductType); field != "" {
+			return 0, collectAnswer{}, invalid("data."+field, "A signed sale's "+field+" must not contain '|', which separates the signed fields.")
+		}
+	}
 	if req.Signature != "" {
 		payload := rules.SignaturePayload(in.Key, in.Amount, in.Customer.Key, in.ProductID, in.ProductType)
 		in.Verified = rules.VerifySignature(p.SigningSecret, payload, req.Signature)
 	}
 	if p.JSRequireSignature && !in.Verified {
-		return 0, collectAnswer{}, errSignatureMismatch
+		return 0, collectAnswer{}, errBadSignature
 	}
 	var res tracking.Result
 	err = s.store.Write(c.UserContext(), func(tx *store.Tx) (err error) {

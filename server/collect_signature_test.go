@@ -73,6 +73,14 @@ func TestCollectSignatureCoversTheReward(t *testing.T) {
 		{name: "the attack as sent: old payload, product and created_at",
 			body:   sale(usd, signedSale("o3", "25.00", "c3", "vip", "", "2001-01-01", sign(s, "o3|25.00|USD|c3"))),
 			status: 422, answer: "invalid_field", field: "data.created_at", cors: true, stored: nothing("o3", "c3")},
+		// Fields holding the separator could pass one field's text for
+		// the next one's: "a|b" + "x" and "a" + "b|x" sign alike.
+		{name: "a signed field holding '|'",
+			body:   sale(usd, signedSale("o4", "25.00", "c4", "a|b", "x", "", sign(s, "o4|25.00|USD|c4|a|b|x"))),
+			status: 422, answer: "invalid_field", field: "data.product_id", cors: true, stored: nothing("o4", "c4")},
+		{name: "a customer key holding '|'",
+			body:   sale(usd, signedSale("o4", "25.00", "c4|a", "b", "", "", sign(s, "o4|25.00|USD|c4|a|b|"))),
+			status: 422, answer: "invalid_field", field: "data.customer.key", cors: true, stored: nothing("o4", "c4|a")},
 		{name: "a signature of the sale without product, sent with one",
 			body:   sale(usd, signedSale("o3", "25.00", "c3", "vip", "", "", sign(s, "o3|25.00|USD|c3||"))),
 			status: 403, answer: "bad_signature", field: "data.signature", cors: true, stored: nothing("o3", "c3")},

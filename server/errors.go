@@ -73,7 +73,7 @@ var (
 	errJSTrackingDisabled = &Error{http.StatusForbidden, "js_tracking_disabled",
 		"This program does not accept sales from the browser; turn on JS tracking in the admin, or use the REST API.", ""}
 	errBadSignature = &Error{http.StatusForbidden, "bad_signature",
-		"This program requires data.signature, the HMAC-SHA256 of key|amount|CURRENCY|customer_key made by your backend with the signing secret.", "data.signature"}
+		"This program requires data.signature: the hex HMAC-SHA256, under the program's signing secret, of key|amount|CURRENCY|customer_key|product_id|product_type, made by your backend.", "data.signature"}
 	errRateLimited = &Error{http.StatusTooManyRequests, "rate_limited", "Too many requests; try again after the time in Retry-After.", ""}
 
 	// Stripe webhooks.
@@ -273,7 +273,3 @@ func jsonKind(t reflect.Type) string {
 	}
 	return "an object"
 }
-
-// POST /collect, js_require_signature: what the merchant's backend signs.
-var errSignatureMismatch = errBadSignature.WithMessage("This program requires data.signature: the hex HMAC-SHA256, " +
-	"under the program's signing secret, of key|amount|CURRENCY|customer_key|product_id|product_type, made by your backend.")

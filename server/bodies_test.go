@@ -9,6 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -221,6 +224,35 @@ func TestMalformedHTTPEchoesNothing(t *testing.T) {
 			resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(got)), nil)
 			if err == nil && resp.StatusCode >= 500 {
 				t.Errorf("answer to %.60q is %d", raw, resp.StatusCode)
+			}
+		}
+	}
+}
+
+var fiberBody = regexp.MustCompile(`\bc\.Body\(\)|\bc\.BodyParser\(`)
+
+// TestNoCodeInflatesBodies: Fiber's c.Body() inflates a Content-Encoding
+// without a bound; the server reads c.Request().Body() only. (guardBody
+// refuses encodings first, but a handler must not depend on that alone.)
+func TestNoCodeInflatesBodies(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(src), "\n") {
+			code, _, _ := strings.Cut(line, "//")
+			// fasthttp's Request.Body() is the bytes received; Fiber's
+			// Ctx.Body() (handlers call the context c) inflates.
+			if fiberBody.MatchString(code) {
+				t.Errorf("%s:%d calls Body() on the Fiber context: %s", f, i+1, strings.TrimSpace(line))
 			}
 		}
 	}

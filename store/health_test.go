@@ -3,9 +3,12 @@ package store
 import (
 	"context"
 	"os"
+	"syscall"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
 // damaged makes a database with some rows, then overwrites part of the
@@ -67,5 +70,25 @@ func TestCheckSoundDatabase(t *testing.T) {
 	}
 	if _, err := Check(filepath.Join(t.TempDir(), "missing.db")); err == nil || !strings.Contains(err.Error(), "no database") {
 		t.Fatalf("a missing database: %v", err)
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{&os.PathError{Op: "open", Path: "/x", Err: syscall.EROFS}, "read-only filesystem"},
+		{&os.PathError{Op: "open", Path: "/x", Err: syscall.ENOSPC}, "disk is full"},
+		{&os.PathError{Op: "open", Path: "/x", Err: syscall.EACCES}, "permission denied"},
+		{&os.PathError{Op: "stat", Path: "/x", Err: syscall.ENOENT}, "no such file"},
+		{sqlite3.Error{Code: sqlite3.ErrReadonly}, "read-only"},
+		{sqlite3.Error{Code: sqlite3.ErrFull}, "disk is full"},
+		{sqlite3.Error{Code: sqlite3.ErrCorrupt}, "damaged"},
+		{ErrClosed, "shutting down"},
+	} {
+		if got := Describe(c.err); !strings.Contains(got, c.want) {
+			t.Errorf("Describe(%v) = %q, want it to say %q", c.err, got, c.want)
+		}
 	}
 }

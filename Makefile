@@ -36,9 +36,12 @@ check:
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Benchmarks report ratios measured in one run; see the README.
+# Benchmarks report ratios measured in one run (docs/architecture.md): the
+# Go benchmarks, then the real binary against an empty Fiber handler under
+# the same load (internal/loadbench; BENCHFLAGS=-duration 10s to change it).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+	$(GO) run ./internal/loadbench $(BENCHFLAGS)
 
 # Every Go fuzz target, each for FUZZTIME. Their seeds (f.Add and
 # testdata/fuzz/) run as plain tests in make test; a failure found here is

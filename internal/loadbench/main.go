@@ -1,0 +1,288 @@
+// Command loadbench measures potrack's write path against the ceiling of
+// its HTTP stack: it starts the real potrack binary and an empty Fiber
+// handler (emptyserver), drives both with the same load from a fasthttp
+// client on loopback, and prints req/s, p50/p99 latency, server CPU per
+// request and peak RSS, with each path's ratio to the empty handler. Run it
+// with `make bench`; compare ratios, not absolute figures: the machines are
+// shared and noisy.
+//
+// Every request carries a key unique to its round, so every sale is a new
+// row, durable before its 2xx (synchronous=FULL).
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+const adminToken = "loadbench-admin-token"
+
+func main() {
+	rounds := flag.Int("rounds", 3, "rounds per path")
+	duration := flag.Duration("duration", 5*time.Second, "load per round")
+	conns := flag.Int("conns", 64, "concurrent connections")
+	paths := flag.String("paths", "sale,click,signup,rest", "which paths to measure")
+	flag.Parse()
+	if err := run(*rounds, *duration, *conns, strings.Split(*paths, ",")); err != nil {
+		fmt.Fprintln(os.Stderr, "loadbench:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	path, target  string
+	ok, failed    int
+	reqPerSec     float64
+	p50, p99      time.Duration
+	cpuPerRequest time.Duration
+	peakRSSMiB    float64
+}
+
+func run(rounds int, duration time.Duration, conns int, paths []string) error {
+	dir, err := os.MkdirTemp("", "loadbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	potrackBin := filepath.Join(dir, "potrack")
+	emptyBin := filepath.Join(dir, "emptyserver")
+	for bin, pkg := range map[string]string{potrackBin: "./cmd/potrack", emptyBin: "./internal/loadbench/emptyserver"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+
+	empty, err := start(emptyBin, nil)
+	if err != nil {
+		return err
+	}
+	defer empty.stop()
+	pt, err := start(potrackBin, []string{"serve", "--db", filepath.Join(dir, "bench.db"),
+		"--rate-limit-ip", "100000000-M", "--rate-limit-program", "100000000-M", "--max-conns-per-ip", "0"},
+		"POTRACK_ADMIN_TOKEN="+adminToken)
+	if err != nil {
+		return err
+	}
+	defer pt.stop()
+	prog, err := setup(pt.addr)
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("loadbench: %d connections, %d rounds of %v per path; CPU is the server process's (user+system) per request\n\n",
+		conns, rounds, duration)
+	fmt.Printf("%-8s %-8s %5s %10s %9s %9s %10s %9s %8s\n", "path", "target", "round", "req/s", "p50", "p99", "CPU/req", "peak RSS", "ratio")
+	for _, path := range paths {
+		for round := 1; round <= rounds; round++ {
+			e := load(empty, path, prog, round, duration, conns)
+			p := load(pt, path, prog, round, duration, conns)
+			for _, r := range []result{e, p} {
+				ratio := ""
+				if r.target == "potrack" && e.reqPerSec > 0 {
+					ratio = fmt.Sprintf("%.2f×", r.reqPerSec/e.reqPerSec)
+				}
+				fail := ""
+				if r.failed > 0 {
+					fail = fmt.Sprintf("  (%d failed)", r.failed)
+				}
+				fmt.Printf("%-8s %-8s %5d %10.0f %9s %9s %10s %7.1fMB %8s%s\n", r.path, r.target, round, r.reqPerSec,
+					r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), r.cpuPerRequest.Round(time.Microsecond),
+					r.peakRSSMiB, ratio, fail)
+			}
+		}
+	}
+	return nil
+}
+
+type server struct {
+	name string
+	cmd  *exec.Cmd
+	addr string
+}
+
+func (s *server) stop() { s.cmd.Process.Kill(); s.cmd.Wait() }
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func start(bin string, args []string, env ...string) (*server, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	name := "empty"
+	if filepath.Base(bin) == "potrack" {
+		name = "potrack"
+	}
+	cmd := exec.Command(bin, append(args, "--addr", addr)...)
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{name: name, cmd: cmd, addr: addr}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if code, _, err := fasthttp.Get(nil, "http://"+addr+"/healthz"); err == nil && code == 200 {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("%s did not start", bin)
+		}
+	}
+}
+
+type program struct{ id, apiKey string }
+
+// setup creates a program with JS tracking on for the bench's origin, and
+// its partner.
+func setup(addr string) (program, error) {
+	body := `{"name":"Bench","js_tracking":true,"allowed_origins":["https://shop.example"],"commission":{"type":"percent","value":20}}`
+	code, resp, err := do(addr, "POST", "/admin/api/programs", adminToken, body)
+	if err != nil || code != 201 {
+		return program{}, fmt.Errorf("create program: %d %s %v", code, resp, err)
+	}
+	var out struct {
+		Data struct {
+			ID     string `json:"id"`
+			APIKey string `json:"api_key"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(resp, &out); err != nil {
+		return program{}, err
+	}
+	p := program{out.Data.ID, out.Data.APIKey}
+	if code, resp, err := do(addr, "POST", "/v1/partners", p.apiKey, `{"key":"pat"}`); err != nil || code != 201 {
+		return program{}, fmt.Errorf("create partner: %d %s %v", code, resp, err)
+	}
+	return p, nil
+}
+
+func do(addr, method, path, bearer, body string) (int, []byte, error) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + addr + path)
+	req.Header.SetMethod(method)
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	req.Header.SetContentType("application/json")
+	req.SetBodyString(body)
+	err := fasthttp.DoTimeout(req, resp, 10*time.Second)
+	return resp.StatusCode(), append([]byte(nil), resp.Body()...), err
+}
+
+// request builds the path's request for key.
+func request(req *fasthttp.Request, addr, path string, p program, key string) {
+	req.Header.SetMethod("POST")
+	req.Header.Set("Origin", "https://shop.example")
+	req.Header.SetContentType("text/plain")
+	switch path {
+	case "sale":
+		req.SetRequestURI("http://" + addr + "/collect")
+		req.SetBodyString(`{"program":"` + p.id + `","type":"transactions.create","partner":{"key":"pat"},"data":{"key":"` + key +
+			`","amount":"25.00","customer":{"key":"c` + key + `"}},"options":{"create_customer":true}}`)
+	case "click":
+		req.SetRequestURI("http://" + addr + "/collect")
+		req.SetBodyString(`{"program":"` + p.id + `","type":"clicks.create","partner":{"key":"pat"},"url":"https://shop.example/?aff=pat&k=` + key + `"}`)
+	case "signup":
+		req.SetRequestURI("http://" + addr + "/collect")
+		req.SetBodyString(`{"program":"` + p.id + `","type":"customers.signup","partner":{"key":"pat"},"data":{"key":"` + key + `"}}`)
+	case "rest":
+		req.SetRequestURI("http://" + addr + "/v1/transactions")
+		req.Header.Del("Origin")
+		req.Header.Set("Authorization", "Bearer "+p.apiKey)
+		req.Header.SetContentType("application/json")
+		req.SetBodyString(`{"key":"` + key + `","amount":"25.00","customer":{"key":"c` + key +
+			`","partner":{"key":"pat"}},"options":{"create_customer":true}}`)
+	}
+}
+
+// load drives s with conns clients for d and measures.
+func load(s *server, path string, p program, round int, d time.Duration, conns int) result {
+	client := &fasthttp.HostClient{Addr: s.addr, MaxConns: conns, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	var ok, failed atomic.Int64
+	lat := make([][]time.Duration, conns)
+	cpu0 := cpuTime(s.cmd.Process.Pid)
+	start := time.Now()
+	stop := start.Add(d)
+	var wg sync.WaitGroup
+	for w := 0; w < conns; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			for i := 0; time.Now().Before(stop); i++ {
+				req.Reset()
+				request(req, s.addr, path, p, fmt.Sprintf("%s-r%d-w%d-%d", path, round, w, i))
+				t0 := time.Now()
+				err := client.Do(req, resp)
+				lat[w] = append(lat[w], time.Since(t0))
+				if err == nil && resp.StatusCode() >= 200 && resp.StatusCode() < 300 {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu := cpuTime(s.cmd.Process.Pid) - cpu0
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	r := result{path: path, target: s.name, ok: int(ok.Load()), failed: int(failed.Load()), peakRSSMiB: peakRSS(s.cmd.Process.Pid)}
+	r.reqPerSec = float64(r.ok) / elapsed.Seconds()
+	if n := len(all); n > 0 {
+		r.p50, r.p99 = all[n/2], all[n*99/100]
+		r.cpuPerRequest = cpu / time.Duration(n)
+	}
+	return r
+}
+
+// cpuTime is the process's user+system CPU so far, from /proc/PID/stat.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; count fields after ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * (time.Second / 100) // USER_HZ is 100 on Linux
+}
+
+func peakRSS(pid int) float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}

@@ -205,12 +205,20 @@ func (s *Store) commit(batch []*writeReq) {
 				continue
 			}
 			results[i] = tx.run(r.ctx, r.fn)
+			if tx.broken != nil {
+				// A failed write could not be undone: its partial rows
+				// must not commit with the others, so none commit.
+				sqlTx.Rollback()
+				return tx.broken
+			}
 		}
 		return sqlTx.Commit()
 	}()
 	if err != nil {
 		for i := range results {
-			if results[i] == nil {
+			// Every write of a failed batch fails, whatever its own
+			// outcome: nothing of it is stored.
+			if results[i] == nil || errors.Is(err, errUndoFailed) {
 				results[i] = fmt.Errorf("commit: %w", err)
 			}
 		}
@@ -236,7 +244,14 @@ type Tx struct {
 	tx  *sql.Tx
 	ctx context.Context
 	now time.Time
+
+	// broken is set when a failed write's changes could not be rolled
+	// back to its savepoint; the whole batch then fails.
+	broken error
 }
+
+// errUndoFailed wraps the error of a ROLLBACK TO that failed.
+var errUndoFailed = errors.New("a failed write could not be undone")
 
 func (t *Tx) run(ctx context.Context, fn func(*Tx) error) (err error) {
 	t.ctx = ctx
@@ -249,9 +264,14 @@ func (t *Tx) run(ctx context.Context, fn func(*Tx) error) (err error) {
 			err = fmt.Errorf("write panicked: %v", p)
 		}
 		if err != nil {
-			_, _ = t.tx.Exec("ROLLBACK TO w")
+			if _, rerr := t.tx.Exec("ROLLBACK TO w"); rerr != nil {
+				t.broken = fmt.Errorf("%w: %w", errUndoFailed, rerr)
+				return
+			}
 		}
-		_, _ = t.tx.Exec("RELEASE w")
+		if _, rerr := t.tx.Exec("RELEASE w"); rerr != nil {
+			t.broken = rerr
+		}
 	}()
 	return fn(t)
 }

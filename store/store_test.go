@@ -215,3 +215,34 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedUndoFailsTheBatch: when a failed write's savepoint cannot be
+// rolled back, its partial rows must not commit with the batch.
+func TestFailedUndoFailsTheBatch(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "u.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	err = s.Write(ctx, func(tx *Tx) error {
+		if err := tx.SetSetting("half", "written"); err != nil {
+			return err
+		}
+		// Drop the savepoint, so that undoing this write fails.
+		if _, err := tx.exec("RELEASE w"); err != nil {
+			return err
+		}
+		return errors.New("the write fails after its first row")
+	})
+	if err == nil {
+		t.Fatal("the write reported success")
+	}
+	if _, err := s.Setting(ctx, "half"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the failed write's row was committed (%v)", err)
+	}
+	// The writer goes on working.
+	if err := s.Write(ctx, func(tx *Tx) error { return tx.SetSetting("after", "ok") }); err != nil {
+		t.Fatalf("a later write: %v", err)
+	}
+}

@@ -71,7 +71,7 @@ func (s *Server) requireAPIKey(c *fiber.Ctx) error {
 	if key == "" {
 		return errUnauthorized
 	}
-	p, err := s.store.ProgramByAPIKeyHash(c.UserContext(), hashSecret(key))
+	p, err := s.store.CachedProgramByAPIKeyHash(c.UserContext(), hashSecret(key))
 	if errors.Is(err, store.ErrNotFound) {
 		return errUnauthorized.WithMessage("The API key is not valid. Use the key shown when the program was created or rotated.")
 	}

@@ -175,7 +175,7 @@ func (s *Server) collectProgram(c *fiber.Ctx, id string) (*store.Program, error)
 	if len(id) > maxProgramIDLen {
 		return nil, store.ErrNotFound
 	}
-	return s.store.Program(c.UserContext(), id)
+	return s.store.CachedProgram(c.UserContext(), id)
 }
 
 // decodeCollect checks the shape of the body, including the data of its

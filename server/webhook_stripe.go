@@ -50,7 +50,7 @@ type stripeAnswer struct {
 }
 
 func (s *Server) stripeWebhook(c *fiber.Ctx) error {
-	p, err := s.store.Program(c.UserContext(), c.Params("program"))
+	p, err := s.store.CachedProgram(c.UserContext(), c.Params("program"))
 	if errors.Is(err, store.ErrNotFound) {
 		return errProgramNotFound
 	}

@@ -55,6 +55,7 @@ const updateProgramSQL = `UPDATE programs SET name = ?, currency = ?, js_trackin
 
 // InsertProgram stores a new program; apiKeyHash is the hash of its API key.
 func (t *Tx) InsertProgram(p *Program, apiKeyHash string) error {
+	t.programsChanged = true
 	p.CreatedAt, p.UpdatedAt = t.now, t.now
 	origins, params, commission, err := programJSON(p)
 	if err != nil {
@@ -68,6 +69,7 @@ func (t *Tx) InsertProgram(p *Program, apiKeyHash string) error {
 
 // UpdateProgram saves a program's settings (not its secrets).
 func (t *Tx) UpdateProgram(p *Program) error {
+	t.programsChanged = true
 	p.UpdatedAt = t.now
 	origins, params, commission, err := programJSON(p)
 	if err != nil {
@@ -85,6 +87,7 @@ func (t *Tx) UpdateProgram(p *Program) error {
 // SetSecret replaces one secret of a program. For SecretAPIKey, value is the
 // new key's hash.
 func (t *Tx) SetSecret(programID string, which Secret, value string) error {
+	t.programsChanged = true
 	var query string
 	switch which {
 	case SecretAPIKey:

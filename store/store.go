@@ -46,6 +46,7 @@ type Store struct {
 
 	health      healthState
 	healthFresh time.Duration
+	programs    programCache
 }
 
 // dsn is the connection string for the database at path.
@@ -199,6 +200,13 @@ func (s *Store) commit(batch []*writeReq) {
 			return err
 		}
 		tx := &Tx{tx: sqlTx}
+		// Whether the batch commits or not, cached programs may be older
+		// than what a reader sees next.
+		defer func() {
+			if tx.programsChanged {
+				s.programs.invalidate()
+			}
+		}()
 		for i, r := range batch {
 			if r.ctx.Err() != nil {
 				results[i] = r.ctx.Err()
@@ -248,6 +256,9 @@ type Tx struct {
 	// broken is set when a failed write's changes could not be rolled
 	// back to its savepoint; the whole batch then fails.
 	broken error
+	// programsChanged: a write of the batch changed a program, so the
+	// program cache is emptied once the batch is over.
+	programsChanged bool
 }
 
 // errUndoFailed wraps the error of a ROLLBACK TO that failed.

@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Programs are read on every /collect call, REST request and webhook, and
+// change rarely. The hot paths read them from memory: an entry lives
+// programCacheTTL, and a commit that changes a program empties the cache
+// of this process at once. The TTL bounds how long another process on the
+// same database (several instances) may act on an old version: a change
+// applies everywhere within programCacheTTL (SPEC.md: within 5 s).
+const programCacheTTL = 2 * time.Second
+
+// programCacheMax bounds the entries: ids come from the internet.
+const programCacheMax = 10000
+
+type programCache struct {
+	mu    sync.Mutex
+	gen   uint64 // bumped by every invalidation
+	byID  map[string]cachedProgram
+	byKey map[string]cachedProgram // by API key hash
+}
+
+type cachedProgram struct {
+	p  *Program
+	at time.Time
+}
+
+func (c *programCache) get(m map[string]cachedProgram, k string) (*Program, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := m[k]; ok && time.Since(e.at) < programCacheTTL {
+		return e.p, c.gen
+	}
+	return nil, c.gen
+}
+
+// put keeps p unless the cache was invalidated since gen was read: a read
+// that raced a change must not bring the old version back.
+func (c *programCache) put(gen uint64, p *Program, apiKeyHash string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if len(c.byID) >= programCacheMax || len(c.byKey) >= programCacheMax {
+		c.byID, c.byKey = nil, nil
+	}
+	if c.byID == nil {
+		c.byID, c.byKey = map[string]cachedProgram{}, map[string]cachedProgram{}
+	}
+	e := cachedProgram{p, time.Now()}
+	c.byID[p.ID] = e
+	if apiKeyHash != "" {
+		c.byKey[apiKeyHash] = e
+	}
+}
+
+func (c *programCache) invalidate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.byID, c.byKey = nil, nil
+}
+
+// CachedProgram is Program served from memory (see programCacheTTL). The
+// program is shared between callers: never modify it.
+func (s *Store) CachedProgram(ctx context.Context, id string) (*Program, error) {
+	p, gen := s.programs.get(s.programs.byID, id)
+	if p != nil {
+		return p, nil
+	}
+	p, err := s.Program(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.programs.put(gen, p, "")
+	return p, nil
+}
+
+// CachedProgramByAPIKeyHash is ProgramByAPIKeyHash served from memory. The
+// program is shared between callers: never modify it.
+func (s *Store) CachedProgramByAPIKeyHash(ctx context.Context, hash string) (*Program, error) {
+	p, gen := s.programs.get(s.programs.byKey, hash)
+	if p != nil {
+		return p, nil
+	}
+	p, err := s.ProgramByAPIKeyHash(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	s.programs.put(gen, p, hash)
+	return p, nil
+}

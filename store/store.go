@@ -47,6 +47,7 @@ type Store struct {
 	health      healthState
 	healthFresh time.Duration
 	programs    programCache
+	stmts       statements
 }
 
 // dsn is the connection string for the database at path.
@@ -112,6 +113,7 @@ func Open(path string) (*Store, error) {
 	read.SetMaxOpenConns(8)
 
 	s := &Store{
+		stmts:       statements{prepared: map[string]*sql.Stmt{}, queued: map[string]bool{}},
 		healthFresh: healthFresh,
 		read:        read,
 		write:       write,
@@ -188,8 +190,10 @@ func (s *Store) writer() {
 				break fill
 			}
 		}
+		s.prepareQueued()
 		s.commit(batch)
 	}
+	s.closeStatements()
 }
 
 func (s *Store) commit(batch []*writeReq) {
@@ -199,7 +203,7 @@ func (s *Store) commit(batch []*writeReq) {
 		if err != nil {
 			return err
 		}
-		tx := &Tx{tx: sqlTx}
+		tx := &Tx{tx: sqlTx, s: s}
 		// Whether the batch commits or not, cached programs may be older
 		// than what a reader sees next.
 		defer func() {
@@ -249,6 +253,7 @@ func (s *Store) commit(batch []*writeReq) {
 
 // Tx is the write transaction handed to Write's function.
 type Tx struct {
+	s   *Store
 	tx  *sql.Tx
 	ctx context.Context
 	now time.Time
@@ -267,7 +272,7 @@ var errUndoFailed = errors.New("a failed write could not be undone")
 func (t *Tx) run(ctx context.Context, fn func(*Tx) error) (err error) {
 	t.ctx = ctx
 	t.now = time.Now().UTC().Truncate(time.Second) // rows store whole seconds
-	if _, err := t.tx.Exec("SAVEPOINT w"); err != nil {
+	if _, err := t.exec("SAVEPOINT w"); err != nil {
 		return err
 	}
 	defer func() {
@@ -275,12 +280,12 @@ func (t *Tx) run(ctx context.Context, fn func(*Tx) error) (err error) {
 			err = fmt.Errorf("write panicked: %v", p)
 		}
 		if err != nil {
-			if _, rerr := t.tx.Exec("ROLLBACK TO w"); rerr != nil {
+			if _, rerr := t.exec("ROLLBACK TO w"); rerr != nil {
 				t.broken = fmt.Errorf("%w: %w", errUndoFailed, rerr)
 				return
 			}
 		}
-		if _, rerr := t.tx.Exec("RELEASE w"); rerr != nil {
+		if _, rerr := t.exec("RELEASE w"); rerr != nil {
 			t.broken = rerr
 		}
 	}()
@@ -290,18 +295,6 @@ func (t *Tx) run(ctx context.Context, fn func(*Tx) error) (err error) {
 // Now is the time of the current write; every row a write creates shares it.
 func (t *Tx) Now() time.Time { return t.now }
 
-func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(context.WithoutCancel(t.ctx), query, args...)
-}
-
-func (t *Tx) queryRow(query string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(context.WithoutCancel(t.ctx), query, args...)
-}
-
-func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(context.WithoutCancel(t.ctx), query, args...)
-}
-
 // querier is what read helpers need, so the same code serves the read pool
 // and reads inside a write transaction.
 type querier interface {
@@ -309,7 +302,7 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func (t *Tx) q() (context.Context, querier) { return context.WithoutCancel(t.ctx), t.tx }
+func (t *Tx) q() (context.Context, querier) { return context.WithoutCancel(t.ctx), txQuerier{t} }
 
 // isUnique reports a UNIQUE constraint violation.
 func isUnique(err error) bool {

@@ -1,0 +1,85 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+)
+
+// Prepared statements for the writer. Preparing a statement is a quarter of
+// the CPU of a write when every call does it, so the writer keeps each
+// statement it runs prepared on its one connection. database/sql cannot
+// prepare on that connection while a transaction holds it (the pool has
+// one connection), so a statement met for the first time runs unprepared
+// and is prepared before the next batch begins (prepareQueued); from then
+// on Tx.StmtContext reuses it on the connection without preparing again.
+//
+// Only the writer goroutine touches these maps.
+
+// maxPrepared bounds the cache: list queries with filters and IN (...)
+// lists make many shapes, and only the hot few matter.
+const maxPrepared = 256
+
+type statements struct {
+	prepared map[string]*sql.Stmt
+	queued   map[string]bool
+}
+
+// stmt returns the prepared statement for query, or nil after queueing it
+// to be prepared.
+func (t *Tx) stmt(query string) *sql.Stmt {
+	st := t.s.stmts.prepared[query]
+	if st == nil && len(t.s.stmts.prepared)+len(t.s.stmts.queued) < maxPrepared {
+		t.s.stmts.queued[query] = true
+	}
+	return st
+}
+
+// prepareQueued prepares the statements met in earlier batches, between
+// batches, when the connection is free.
+func (s *Store) prepareQueued() {
+	for q := range s.stmts.queued {
+		delete(s.stmts.queued, q)
+		if st, err := s.write.Prepare(q); err == nil {
+			s.stmts.prepared[q] = st
+		}
+	}
+}
+
+func (s *Store) closeStatements() {
+	for _, st := range s.stmts.prepared {
+		st.Close()
+	}
+}
+
+func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
+	ctx := context.WithoutCancel(t.ctx)
+	if st := t.stmt(query); st != nil {
+		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, query, args...)
+}
+
+func (t *Tx) queryRow(query string, args ...any) *sql.Row {
+	return txQuerier{t}.QueryRowContext(context.WithoutCancel(t.ctx), query, args...)
+}
+
+func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
+	return txQuerier{t}.QueryContext(context.WithoutCancel(t.ctx), query, args...)
+}
+
+// txQuerier runs the read helpers' queries inside the write, prepared.
+type txQuerier struct{ t *Tx }
+
+func (q txQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := q.t.stmt(query); st != nil {
+		return q.t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return q.t.tx.QueryRowContext(ctx, query, args...)
+}
+
+func (q txQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := q.t.stmt(query); st != nil {
+		return q.t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return q.t.tx.QueryContext(ctx, query, args...)
+}

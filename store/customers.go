@@ -47,9 +47,18 @@ func (s *Store) Customer(ctx context.Context, programID, key string) (*Customer,
 	return scanCustomer(s.read.QueryRowContext(ctx, customerSelect+` WHERE c.program_id = ? AND c.key = ?`, programID, key))
 }
 
-// Customer finds a customer of a program by key, inside the write.
+// Customer finds a customer of a program by key, inside the write; a key
+// that does not exist costs a join-free lookup only (see Tx.Transaction).
 func (t *Tx) Customer(programID, key string) (*Customer, error) {
-	return scanCustomer(t.queryRow(customerSelect+` WHERE c.program_id = ? AND c.key = ?`, programID, key))
+	var id int64
+	err := t.queryRow(`SELECT id FROM customers WHERE program_id = ? AND key = ?`, programID, key).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return scanCustomer(t.queryRow(customerSelect+` WHERE c.id = ?`, id))
 }
 
 // Customers lists a program's customers, newest first, with the total count.

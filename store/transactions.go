@@ -165,8 +165,19 @@ func (s *Store) Transaction(ctx context.Context, programID, key string) (*Transa
 	return transactionByKey(ctx, s.read, programID, key)
 }
 
-// Transaction finds a transaction by key inside the write.
+// Transaction finds a transaction by key inside the write. Most keys a
+// write looks up are new: a join-free lookup of the key answers those
+// (SQLite re-plans a prepared join on every new binding), and only a key
+// that exists pays for the full read.
 func (t *Tx) Transaction(programID, key string) (*Transaction, error) {
+	var id int64
+	err := t.queryRow(`SELECT id FROM transactions WHERE program_id = ? AND key = ?`, programID, key).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
 	ctx, q := t.q()
 	return transactionByKey(ctx, q, programID, key)
 }

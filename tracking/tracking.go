@@ -118,7 +118,7 @@ func CreateCustomer(tx *store.Tx, p *store.Program, in CustomerInput, ref store.
 		return nil, 0, err
 	}
 	if partner != nil {
-		if err := recordPendingSales(tx, p, c); err != nil {
+		if _, err := recordPendingSales(tx, p, c); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -127,17 +127,17 @@ func CreateCustomer(tx *store.Tx, p *store.Program, in CustomerInput, ref store.
 
 // recordPendingSales records the gateway sales that arrived before their
 // customer was created attributed, with any refund that came before them.
-func recordPendingSales(tx *store.Tx, p *store.Program, c *store.Customer) error {
+func recordPendingSales(tx *store.Tx, p *store.Program, c *store.Customer) (recorded bool, err error) {
 	sales, err := tx.TakePendingSales(p.ID, c.Key)
-	if err != nil {
-		return err
+	if err != nil || len(sales) == 0 {
+		return false, err
 	}
 	for _, ps := range sales {
 		// A charge learnt meanwhile to have paid an invoice is counted by
 		// the invoice.
 		if _, linked, err := tx.LinkedInvoice(p.ID, ps.Key, ps.Payment); err != nil || linked {
 			if err != nil {
-				return err
+				return false, err
 			}
 			continue
 		}
@@ -151,15 +151,16 @@ func recordPendingSales(tx *store.Tx, p *store.Program, c *store.Customer) error
 			continue // the key was taken meanwhile; the stored sale stands
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 		if res == Created {
+			recorded = true
 			if _, err := ApplyPendingRefunds(tx, p, ps.Key, ps.Key, ps.Payment); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
-	return nil
+	return recorded, nil
 }
 
 // ApplyPendingRefunds applies to the stored transaction key the refunds
@@ -278,6 +279,7 @@ func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, 0, err
 	}
+	newCustomer := false // created by this write, so without transactions yet
 	if customer == nil {
 		partner, err := findPartner(tx, p, in.Partner)
 		if err != nil {
@@ -311,19 +313,24 @@ func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode
 		if err := tx.InsertCustomer(customer); err != nil {
 			return nil, 0, err
 		}
+		newCustomer = true
 		if partner != nil {
 			// Gateway sales kept for this customer come first: they
 			// happened before this one. One of them may have this key.
-			if err := recordPendingSales(tx, p, customer); err != nil {
+			recorded, err := recordPendingSales(tx, p, customer)
+			if err != nil {
 				return nil, 0, err
 			}
-			switch earlier, err := tx.Transaction(p.ID, in.Key); {
-			case err == nil && sameTransaction(earlier, in, mode):
-				return earlier, Replayed, nil
-			case err == nil:
-				return nil, 0, ErrKeyConflict
-			case !errors.Is(err, store.ErrNotFound):
-				return nil, 0, err
+			if recorded {
+				newCustomer = false // its kept sales are its transactions now
+				switch earlier, err := tx.Transaction(p.ID, in.Key); {
+				case err == nil && sameTransaction(earlier, in, mode):
+					return earlier, Replayed, nil
+				case err == nil:
+					return nil, 0, ErrKeyConflict
+				case !errors.Is(err, store.ErrNotFound):
+					return nil, 0, err
+				}
 			}
 		}
 	}
@@ -337,9 +344,11 @@ func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode
 		Rewardable: in.Rewardable, CreatedAt: in.CreatedAt, Rewards: []*store.Reward{},
 	}
 	if in.Rewardable && customer.Partner != nil {
-		prior, err := tx.CountCustomerTransactions(customer.ID)
-		if err != nil {
-			return nil, 0, err
+		prior := 0
+		if !newCustomer {
+			if prior, err = tx.CountCustomerTransactions(customer.ID); err != nil {
+				return nil, 0, err
+			}
 		}
 		at := in.CreatedAt
 		if at.IsZero() {

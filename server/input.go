@@ -64,22 +64,15 @@ const (
 )
 
 func (a *amountIn) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case bytes.Equal(b, []byte("null")):
-		*a = amountIn{}
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			*a = amountIn{kind: amountOther}
-			return nil
-		}
-		*a = amountIn{text: s, kind: amountText}
-	case len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9')):
-		// The decoder has checked the number literal's grammar.
-		*a = amountIn{text: string(b), kind: amountText}
-	default:
+	var f flexString
+	switch err := f.UnmarshalJSON(b); {
+	case err != nil:
 		*a = amountIn{kind: amountOther}
+	case bytes.Equal(bytes.TrimSpace(b), []byte("null")):
+		*a = amountIn{}
+	default:
+		// A number literal (its grammar checked by the decoder) or a string.
+		*a = amountIn{text: string(f), kind: amountText}
 	}
 	return nil
 }

@@ -45,15 +45,28 @@ func ensureAdminToken(ctx context.Context, st *store.Store, configured string) (
 	if stored != "" {
 		return stored, "", nil
 	}
-	generated = newAdminToken()
-	hash = hashSecret(generated)
+	// A first start. Several processes may start together on the new
+	// database: the one whose write comes first generates the token, and
+	// the others find it under the write lock and print nothing.
+	candidate := newAdminToken()
 	err = st.Write(ctx, func(tx *store.Tx) error {
+		switch existing, err := tx.Setting(adminTokenSetting); {
+		case err == nil:
+			hash, generated = existing, ""
+			return nil
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		hash, generated = hashSecret(candidate), candidate
 		if err := tx.SetSetting(adminTokenSetting, hash); err != nil {
 			return err
 		}
 		return tx.DeleteAdminSessions()
 	})
-	return hash, generated, err
+	if err != nil {
+		return "", "", err
+	}
+	return hash, generated, nil
 }
 
 func bearer(c *fiber.Ctx) string {

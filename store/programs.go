@@ -216,6 +216,17 @@ func (s *Store) Setting(ctx context.Context, key string) (string, error) {
 }
 
 // SetSetting writes a server-wide setting.
+// Setting reads a setting inside the write: with the write lock held, a
+// read-then-set decides once among processes starting together.
+func (t *Tx) Setting(key string) (string, error) {
+	var v string
+	err := t.queryRow(`SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return v, err
+}
+
 func (t *Tx) SetSetting(key, value string) error {
 	_, err := t.exec(`INSERT INTO settings (key, value) VALUES (?, ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)

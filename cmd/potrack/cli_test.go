@@ -197,19 +197,37 @@ func TestBusyPortStoresNothing(t *testing.T) {
 }
 
 // TestServersStartTogether: several servers started at once on one new
-// database all come up (migrations run once, under the write lock).
+// database all come up (migrations run once, under the write lock), and
+// one admin token is generated: printed by one of them, valid on all.
 func TestServersStartTogether(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "shared.db")
-	var wg sync.WaitGroup
-	for i := 0; i < 3; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := startServer(t, db)
-			if st, _ := c.do(t, "GET", "/admin/api/programs", "durability-test-token", ""); st != 200 {
-				t.Errorf("a server answered %d", st)
+	for round := 0; round < 3; round++ {
+		db := filepath.Join(t.TempDir(), "shared.db")
+		var wg sync.WaitGroup
+		children := make([]*child, 4)
+		for i := range children {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				children[i] = startServerArgs(t, "serve --db "+db)
+			}(i)
+		}
+		wg.Wait()
+		var tokens []string
+		for _, c := range children {
+			if c == nil {
+				t.FailNow() // startServerArgs reported why
 			}
-		}()
+			if i := strings.Index(c.out.String(), "pat_"); i >= 0 {
+				tokens = append(tokens, strings.Fields(c.out.String()[i:])[0])
+			}
+		}
+		if len(tokens) != 1 {
+			t.Fatalf("round %d: %d admin tokens printed, want 1: %v", round, len(tokens), tokens)
+		}
+		for i, c := range children {
+			if st, _ := c.do(t, "GET", "/admin/api/programs", tokens[0], ""); st != 200 {
+				t.Errorf("round %d: server %d refuses the printed token: %d", round, i, st)
+			}
+		}
 	}
-	wg.Wait()
 }

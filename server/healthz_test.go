@@ -3,6 +3,7 @@ package server
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestHealthTellsTheTruth: /healthz is 503 with a reason while writes fail,
@@ -23,6 +24,18 @@ func TestHealthTellsTheTruth(t *testing.T) {
 		r := ts.request("GET", "/healthz", "")
 		if r.Status != 503 || !strings.Contains(r.Body, "read-only") {
 			t.Fatalf("after a failed write: %d %s, want 503 naming read-only", r.Status, r.Body)
+		}
+		// The disk recovers: the next probe (at most one a second)
+		// brings the instance back without any other write.
+		if err := ts.store.UnbreakWritesForTest(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for r = ts.request("GET", "/healthz", ""); r.Status != 200; r = ts.request("GET", "/healthz", "") {
+			if time.Now().After(deadline) {
+				t.Fatalf("still %d %s after writes work again", r.Status, r.Body)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	})
 	t.Run("the probe", func(t *testing.T) {

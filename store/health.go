@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -24,10 +25,11 @@ import (
 const healthFresh = 10 * time.Second
 
 type healthState struct {
-	mu      sync.Mutex
-	lastOK  time.Time
-	lastErr error
-	errAt   time.Time
+	mu       sync.Mutex
+	lastOK   time.Time
+	lastErr  error
+	errAt    time.Time
+	probedAt time.Time // the last probe commit Health started
 }
 
 // HealthError says, in an operator's words, why the database is unhealthy.
@@ -56,14 +58,22 @@ func (s *Store) Health(ctx context.Context) error {
 	}
 	s.health.mu.Lock()
 	lastOK, lastErr, errAt := s.health.lastOK, s.health.lastErr, s.health.errAt
-	s.health.mu.Unlock()
-	if errAt.After(lastOK) {
+	failing := errAt.After(lastOK)
+	if failing && time.Since(s.health.probedAt) < time.Second {
+		// A probe failed or a write failed this second: say so without
+		// another commit, so a polling balancer cannot add load.
+		s.health.mu.Unlock()
 		return &HealthError{"writes are failing: " + Describe(lastErr)}
 	}
-	if time.Since(lastOK) < s.healthFresh {
+	if !failing && time.Since(lastOK) < s.healthFresh {
+		s.health.mu.Unlock()
 		return nil
 	}
-	// Nothing committed lately: prove the write path with one commit.
+	s.health.probedAt = time.Now()
+	s.health.mu.Unlock()
+	// Nothing committed lately, or the last write failed: prove the write
+	// path with one commit. A success clears an earlier failure, so an
+	// instance whose disk recovers comes back.
 	err := s.Write(ctx, func(tx *Tx) error {
 		_, err := tx.exec(`INSERT INTO settings (key, value) VALUES ('health_probe', ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, tx.Now().Format(time.RFC3339))
@@ -126,7 +136,10 @@ func Describe(err error) string {
 	case errors.Is(err, os.ErrNotExist):
 		return "no such file"
 	}
-	return err.Error()
+	// Anything else is not for the public /healthz answer: it goes to the
+	// log, and the answer stays general.
+	slog.Warn("database error", "err", err)
+	return "database error (see the server log)"
 }
 
 // checkWritable refuses, with a plain reason, a data folder or database

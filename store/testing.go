@@ -21,6 +21,12 @@ func (s *Store) BreakWritesForTest() error {
 	return err
 }
 
+// UnbreakWritesForTest undoes BreakWritesForTest.
+func (s *Store) UnbreakWritesForTest() error {
+	_, err := s.write.Exec("PRAGMA query_only = OFF")
+	return err
+}
+
 // SetHealthFreshForTest sets how recent a commit must be for Health to
 // trust it; 0 makes every Health call commit a probe.
 func (s *Store) SetHealthFreshForTest(d time.Duration) { s.healthFresh = d }

@@ -37,8 +37,27 @@ const (
 	maxBodyLimit = webhookBodyLimit
 )
 
+// routeKey is a request path as Fiber routes it: without case and without
+// trailing slashes ("/Collect/" reaches the /collect handler). Every check
+// that depends on the route reads the path through it, so no spelling of a
+// path escapes its route's rules.
+func routeKey(path string) string {
+	p := strings.ToLower(path)
+	for len(p) > 1 && strings.HasSuffix(p, "/") {
+		p = p[:len(p)-1]
+	}
+	return p
+}
+
+// isV1 reports whether the path is under the REST API.
+func isV1(path string) bool {
+	k := routeKey(path)
+	return k == "/v1" || strings.HasPrefix(k, "/v1/")
+}
+
 // bodyLimitFor is the largest body the route at path takes.
 func bodyLimitFor(path string) int {
+	path = routeKey(path)
 	switch {
 	case path == "/collect":
 		return collectBodyLimit
@@ -61,11 +80,11 @@ func tooLarge(limit int) *Error {
 func (s *Server) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	path, _, _ := strings.Cut(string(h.RequestURI()), "?")
 	limit := bodyLimitFor(path)
-	if h.ContentLength() > limit {
+	if h.ContentLength() > limit || !identityEncoding(string(h.Peek(fiber.HeaderContentEncoding))) {
 		// fasthttp reads up to 8 KiB of a streamed body before the
 		// handler runs; for a body guardBody will refuse anyway, two bytes
-		// (fasthttp reads one past the limit) are enough, so the 413 goes
-		// out at once.
+		// (fasthttp reads one past the limit) are enough, so the 413 or
+		// 415 goes out at once.
 		limit = 1
 	}
 	return fasthttp.RequestConfig{ReadTimeout: s.cfg.BodyTimeout, MaxRequestBodySize: limit}
@@ -75,7 +94,7 @@ func (s *Server) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig
 // bodies, then reads the body within its route's limit.
 func (s *Server) guardBody(c *fiber.Ctx) error {
 	err := s.readBody(c)
-	if err != nil && c.Path() == "/collect" {
+	if err != nil && routeKey(c.Path()) == "/collect" {
 		// /collect's refusals are readable by the page and counted, like
 		// the ones its handler makes (collect).
 		c.Vary(fiber.HeaderOrigin)
@@ -121,7 +140,7 @@ func (s *Server) readBody(c *fiber.Ctx) error {
 		}
 		req.SetBodyRaw(buf.Bytes())
 	}
-	if strings.HasPrefix(c.Path(), "/v1/") && len(req.Body()) > 0 && !jsonContentType(string(req.Header.ContentType())) {
+	if isV1(c.Path()) && len(req.Body()) > 0 && !jsonContentType(string(req.Header.ContentType())) {
 		return errNotJSON
 	}
 	return nil
@@ -138,9 +157,9 @@ func identityEncoding(v string) bool {
 	return true
 }
 
-// jsonContentType accepts what JSON clients send: no type at all,
-// application/json, any application/*+json, and text/plain (what po() and
-// fetch without headers send).
+// jsonContentType accepts what JSON clients send: application/json, any
+// application/*+json, or no type at all. Anything else, text/plain and
+// multipart/form-data included, is another type (SPEC.md: 415).
 func jsonContentType(v string) bool {
 	if strings.TrimSpace(v) == "" {
 		return true
@@ -149,6 +168,5 @@ func jsonContentType(v string) bool {
 	if err != nil {
 		return false
 	}
-	return mt == "application/json" || mt == "text/plain" ||
-		(strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
 }

@@ -48,6 +48,7 @@ func TestEncodedBodiesRefused(t *testing.T) {
 		{"PATCH", "/admin/api/programs/" + p.ID, []string{"Authorization", "Bearer " + testAdminToken}, false},
 		{"POST", "/admin/login", []string{"Content-Type", "application/x-www-form-urlencoded"}, false},
 		{"POST", "/nowhere", nil, false},
+		{"POST", "/V1/Transactions/", []string{"Authorization", "Bearer " + p.APIKey}, true},
 	}
 	for _, enc := range []string{"gzip", "deflate", "br", "gzip, gzip", "GZIP", "identity, gzip", "x-unknown"} {
 		for _, rt := range routes {
@@ -90,6 +91,11 @@ func TestBodyLimitsPerRoute(t *testing.T) {
 		{"POST", "/admin/api/programs", 256 << 10, []string{"Authorization", "Bearer " + testAdminToken}, "256 KiB"},
 		{"POST", "/webhooks/stripe/" + p.ID, 1 << 20, nil, "1024 KiB"},
 		{"POST", "/admin/login", 64 << 10, []string{"Content-Type", "application/x-www-form-urlencoded"}, "64 KiB"},
+		// Fiber routes without case and trailing slashes; so do the limits.
+		{"POST", "/Collect", 16 << 10, nil, "16 KiB"},
+		{"POST", "/COLLECT/", 16 << 10, nil, "16 KiB"},
+		{"POST", "/collect//", 16 << 10, nil, "16 KiB"},
+		{"POST", "/V1/Transactions/", 256 << 10, []string{"Authorization", "Bearer " + p.APIKey, "Content-Type", "application/json"}, "256 KiB"},
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.path, func(t *testing.T) {
@@ -113,15 +119,16 @@ func TestBodyLimitsPerRoute(t *testing.T) {
 func TestV1BodiesAreJSON(t *testing.T) {
 	ts := newTestServer(t)
 	p := ts.createProgram(`{"name":"Shop"}`)
-	for _, ct := range []string{"multipart/form-data; boundary=x", "application/x-www-form-urlencoded", "application/xml", "garbage;;"} {
-		r := ts.request("POST", "/v1/partners", "--x\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nk\r\n--x--\r\n",
+	for i, ct := range []string{"multipart/form-data; boundary=x", "application/x-www-form-urlencoded", "application/xml", "garbage;;", "text/plain"} {
+		path := []string{"/v1/partners", "/V1/partners", "/v1/Partners/"}[i%3]
+		r := ts.request("POST", path, "--x\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nk\r\n--x--\r\n",
 			"Authorization", "Bearer "+p.APIKey, "Content-Type", ct)
 		if r.Status != 415 {
-			t.Errorf("%s: status %d, want 415: %s", ct, r.Status, r.Body)
+			t.Errorf("%s %s: status %d, want 415: %s", path, ct, r.Status, r.Body)
 		}
 		r.expectBody(t, []string{`"status":0`, "application/json"}, []string{"multipart", "NextPart", "EOF"})
 	}
-	for _, ct := range []string{"application/json", "application/json; charset=utf-8", "text/plain", ""} {
+	for _, ct := range []string{"application/json", "application/json; charset=utf-8", "application/vnd.api+json", ""} {
 		r := ts.request("POST", "/v1/partners", `{"key":"p-`+strings.ReplaceAll(ct, "/", "")+`"}`, "Authorization", "Bearer "+p.APIKey, "Content-Type", ct)
 		if r.Status != 201 {
 			t.Errorf("%q: status %d, want 201: %s", ct, r.Status, r.Body)

@@ -144,7 +144,7 @@ func errorHandler(c *fiber.Ctx, err error) error {
 		slog.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
 	}
 	c.Status(e.Status)
-	if strings.HasPrefix(c.Path(), "/v1/") || c.Path() == "/v1" {
+	if isV1(c.Path()) {
 		body := restError{Status: 0, Message: e.Message, Errors: map[string][]string{}}
 		if e.Field != "" {
 			body.Errors[e.Field] = []string{e.Message}

@@ -210,3 +210,40 @@ func TestHostileClients(t *testing.T) {
 		report(fmt.Sprintf("after %d idle connections", n))
 	})
 }
+
+// TestFloodUnderLowFileLimit: with an open-file limit of 512, a flood of
+// 1,500 connections used to make accept fail with EMFILE, which ended the
+// process. The connection cap stays under the limit and accept errors are
+// retried: the server lives, and answers once the flood ends.
+func TestFloodUnderLowFileLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("floods the server; not in -short")
+	}
+	c := startServerArgs(t, "serve --db "+filepath.Join(t.TempDir(), "p.db")+" --max-conns 5000 --max-conns-per-ip 0",
+		"POTRACK_ADMIN_TOKEN=durability-test-token", "POTRACK_TEST_NOFILE=512")
+	addr := strings.TrimPrefix(c.base, "http://")
+	var conns []net.Conn
+	for i := 0; i < 1500; i++ {
+		conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			break
+		}
+		conns = append(conns, conn)
+	}
+	// Whether the process survived shows in /healthz once the flood ends
+	// (a dead server would answer nothing).
+	for _, conn := range conns {
+		conn.Close()
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := healthFrom(c.base); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz does not answer after the flood\n%s", c.out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%d connections opened against a limit of 512 files; the server lives", len(conns))
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,14 @@ import (
 // re-executes itself with POTRACK_TEST_ARGS set and becomes `potrack ARGS`,
 // so it can be killed with SIGKILL like a production process.
 func TestMain(m *testing.M) {
+	if n, err := strconv.ParseUint(os.Getenv("POTRACK_TEST_NOFILE"), 10, 64); err == nil {
+		// A child with a low open-file limit, as a small host or
+		// container has: soft and hard, so potrack cannot raise it.
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: n, Max: n}); err != nil {
+			fmt.Fprintln(os.Stderr, "setrlimit:", err)
+			os.Exit(1)
+		}
+	}
 	if args, ok := os.LookupEnv("POTRACK_TEST_ARGS"); ok {
 		os.Exit(run(context.Background(), append([]string{"potrack"}, strings.Fields(args)...), os.Stdout, os.Stderr))
 	}

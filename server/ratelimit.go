@@ -23,8 +23,12 @@ type rateLimits struct {
 	proxies    trustedProxies
 }
 
-// adminGuessRate bounds wrong admin tokens per client IP, so a chosen token
-// shorter than a generated one cannot be guessed at wire speed.
+// adminGuessRate answers wrong admin tokens past ten a minute per client IP
+// with 429. Since the right token must always work (SPEC.md), a guesser who
+// ignores the 429s still learns which guess was right: the limit slows
+// well-behaved clients and makes guessing loud (429s in the metrics), but
+// what protects the admin token is its length (16 characters at least; a
+// generated one carries 160 random bits).
 var adminGuessRate = limiter.Rate{Period: time.Minute, Limit: 10}
 
 // newRateLimits parses the configured rates and proxies, so a typo in a

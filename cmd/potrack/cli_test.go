@@ -56,6 +56,12 @@ func TestCommandLine(t *testing.T) {
 		"--rate-limit-ip", "$POTRACK_RATE_LIMIT_IP", `"120-M"`,
 		"--rate-limit-program", "$POTRACK_RATE_LIMIT_PROGRAM", `"60000-M"`,
 		"--demo", "$POTRACK_DEMO",
+		"--max-conns", "$POTRACK_MAX_CONNS",
+		"--max-conns-per-ip", "$POTRACK_MAX_CONNS_PER_IP", "(default: 256)",
+		"--header-timeout", "$POTRACK_HEADER_TIMEOUT", "(default: 10s)",
+		"--body-timeout", "$POTRACK_BODY_TIMEOUT", "(default: 30s)",
+		"--write-timeout", "$POTRACK_WRITE_TIMEOUT",
+		"--idle-timeout", "$POTRACK_IDLE_TIMEOUT", "(default: 1m0s)",
 	}
 	scenarios := []struct {
 		name       string
@@ -83,6 +89,12 @@ func TestCommandLine(t *testing.T) {
 			stderr: []string{"unknown flag --frob", "potrack serve --help"}, stderrLine: 2},
 		{name: "flag without its value", args: []string{"serve", "--db"}, code: 2, noStdout: true, noDataDir: true,
 			stderr: []string{"--db"}, stderrLine: 2},
+		{name: "a number flag given a word", args: []string{"serve", "--max-conns", "abc"}, code: 2, noStdout: true, noDataDir: true,
+			stderr: []string{"--max-conns must be a whole number", `"abc"`}, stderrLine: 2},
+		{name: "a duration without its unit", args: []string{"serve", "--body-timeout", "5"}, code: 2, noStdout: true, noDataDir: true,
+			stderr: []string{"--body-timeout must be a duration"}, stderrLine: 2},
+		{name: "help for no such command", args: []string{"help", "bogus"}, code: 2, noStdout: true,
+			stderr: []string{"no command", "potrack --help"}, stderrLine: 2},
 		{name: "version takes no arguments", args: []string{"version", "now"}, code: 2, noStdout: true,
 			stderr: []string{`"now"`}, stderrLine: 2},
 	}
@@ -117,7 +129,7 @@ func TestCommandLine(t *testing.T) {
 					t.Errorf("the command created %s although it should not have run", entries[0].Name())
 				}
 			}
-			for _, internal := range []string{"flag provided but not defined", "goroutine ", "panic"} {
+			for _, internal := range []string{"flag provided but not defined", "goroutine ", "panic", "strconv", "ParseInt"} {
 				if strings.Contains(stderr, internal) {
 					t.Errorf("stderr shows %q:\n%s", internal, stderr)
 				}

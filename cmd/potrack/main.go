@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -49,6 +50,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	if topic, ok := strings.CutPrefix(err.Error(), "No help topic for "); ok {
+		err = &usageError{"no command " + topic, "potrack"}
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "potrack: %s\nRun '%s --help' for usage.\n", ue.msg, ue.hint)
@@ -80,11 +84,23 @@ func newCommand(stdout, stderr io.Writer) *cli.Command {
 	}
 }
 
+// invalidValue matches the flag package's `invalid value "abc" for flag
+// -max-conns: strconv.ParseInt: …`, naming the package that refused it.
+var invalidValue = regexp.MustCompile(`^invalid value "(.*)" for flag -+([a-z0-9-]+): (strconv|time)?`)
+
 // usageErrorOf turns the library's flag errors ("flag provided but not
 // defined: -x") into a usageError naming the command to ask for help.
 func usageErrorOf(_ context.Context, cmd *cli.Command, err error, _ bool) error {
 	msg := err.Error()
-	// Go's flag package names the flag with one dash; ours are spelled --flag.
+	// Go's flag package names the flag with one dash and quotes its
+	// parser; ours are spelled --flag, and the value's problem in words.
+	if m := invalidValue.FindStringSubmatch(msg); m != nil {
+		want := map[string]string{"strconv": "a whole number", "time": "a duration such as 30s or 2m"}[m[3]]
+		if want == "" {
+			want = "a valid value"
+		}
+		return &usageError{fmt.Sprintf("--%s must be %s, not %q", m[2], want, m[1]), cmd.FullName()}
+	}
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
 		name = strings.TrimLeft(name, "-")
 		dashes := "--"

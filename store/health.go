@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -188,15 +189,27 @@ func checkDB(db *sql.DB, pragma string) ([]string, error) {
 // only, and returns the problems it finds (none for a sound file). It is
 // `potrack check`.
 func Check(path string) ([]string, error) {
-	if _, err := os.Stat(path); err != nil {
+	fi, err := os.Stat(path)
+	if err != nil {
 		return nil, fmt.Errorf("no database at %s: %s", path, Describe(err))
 	}
-	db, err := sql.Open("sqlite3", dsn(path)+"&mode=ro")
+	if fi.IsDir() {
+		return nil, fmt.Errorf("%s is a folder; name the database file (e.g. %s)", path, filepath.Join(path, "potrack.db"))
+	}
+	// Read only, and without the journal mode the server sets: a check
+	// changes nothing, not even a file that is not in WAL mode yet.
+	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	db, err := sql.Open("sqlite3", "file:"+escaped+"?mode=ro&_busy_timeout=10000")
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
 	problems, err := checkDB(db, "integrity_check")
+	var se sqlite3.Error
+	if errors.As(err, &se) && (se.Code == sqlite3.ErrCorrupt || se.Code == sqlite3.ErrNotADB) {
+		// So damaged that the check cannot run: that is its finding.
+		return []string{"SQLite cannot read the file: " + se.Error()}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("check %s: %s", path, Describe(err))
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,10 +53,14 @@ func TestDamagedDatabaseRefusedAtStart(t *testing.T) {
 		t.Fatalf("unclear refusal: %v", err)
 	}
 	problems, err := Check(path)
-	if err == nil && len(problems) == 0 {
-		t.Fatal("Check finds nothing wrong with a damaged file")
+	if err != nil || len(problems) == 0 {
+		t.Fatalf("Check on a damaged file: %v %v, want its problems", problems, err)
 	}
-	t.Logf("check: %v %v", err, problems)
+	for _, p := range problems {
+		if strings.Contains(p, "potrack check") {
+			t.Errorf("a finding tells to run the check that made it: %s", p)
+		}
+	}
 }
 
 func TestCheckSoundDatabase(t *testing.T) {
@@ -70,6 +75,23 @@ func TestCheckSoundDatabase(t *testing.T) {
 	}
 	if _, err := Check(filepath.Join(t.TempDir(), "missing.db")); err == nil || !strings.Contains(err.Error(), "no database") {
 		t.Fatalf("a missing database: %v", err)
+	}
+	if _, err := Check(t.TempDir()); err == nil || !strings.Contains(err.Error(), "is a folder") {
+		t.Fatalf("a folder: %v", err)
+	}
+	// A sound file that is not in WAL mode: the check changes nothing and
+	// finds nothing.
+	plain := filepath.Join(t.TempDir(), "plain.db")
+	db, err := sql.Open("sqlite3", plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE t (x); INSERT INTO t VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if problems, err := Check(plain); err != nil || len(problems) != 0 {
+		t.Fatalf("a sound database in rollback-journal mode: %v %v", problems, err)
 	}
 }
 

@@ -255,6 +255,7 @@ func (s *Server) errorPage(c *fiber.Ctx, err error) error {
 	e := asError(err)
 	if e.Status >= 500 {
 		slog.Error("admin page failed", "method", c.Method(), "path", c.Path(), "err", err)
+		s.store.NoteReadError(err)
 	}
 	sess, _ := s.currentSession(c)
 	title := "Something went wrong"

@@ -138,10 +138,13 @@ func asError(err error) *Error {
 
 // errorHandler is Fiber's ErrorHandler: the only place that writes error
 // bodies. /v1 answers in Partnero's shape, everything else in ours.
-func errorHandler(c *fiber.Ctx, err error) error {
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	e := asError(err)
 	if e.Status >= 500 {
 		slog.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+		// A read that fails on the disk or a damaged file makes /healthz
+		// say so (writes report their own failures).
+		s.store.NoteReadError(err)
 	}
 	c.Status(e.Status)
 	if isV1(c.Path()) {

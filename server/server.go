@@ -74,7 +74,7 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 		// Values outlive handlers (the write queue, logs): never hand out
 		// views of fasthttp's reused buffers.
 		Immutable:               true,
-		ErrorHandler:            errorHandler,
+		ErrorHandler:            s.errorHandler,
 		DisableStartupMessage:   true,
 		EnableTrustedProxyCheck: true,
 		TrustedProxies:          cfg.TrustedProxies,

@@ -31,6 +31,32 @@ type healthState struct {
 	lastErr  error
 	errAt    time.Time
 	probedAt time.Time // the last probe commit Health started
+	readErr  error     // the last read that failed on storage
+	readAt   time.Time
+}
+
+// readFailureMemory is how long a read that failed on storage keeps
+// /healthz at 503 after the last such failure.
+const readFailureMemory = 30 * time.Second
+
+// NoteReadError records a failed request's error when it is a failure of
+// the disk or the file (an I/O error, a damaged file), so that Health
+// reports it; other errors are ignored.
+func (s *Store) NoteReadError(err error) {
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		return
+	}
+	switch se.Code {
+	case sqlite3.ErrCorrupt, sqlite3.ErrNotADB, sqlite3.ErrIoErr, sqlite3.ErrCantOpen:
+	default:
+		// Read-only and full-disk errors are the writes' (noteCommit),
+		// and a probe that succeeds clears them.
+		return
+	}
+	s.health.mu.Lock()
+	defer s.health.mu.Unlock()
+	s.health.readErr, s.health.readAt = err, time.Now()
 }
 
 // HealthError says, in an operator's words, why the database is unhealthy.
@@ -58,6 +84,11 @@ func (s *Store) Health(ctx context.Context) error {
 		return &HealthError{"the database cannot be read: " + Describe(err)}
 	}
 	s.health.mu.Lock()
+	if time.Since(s.health.readAt) < readFailureMemory {
+		err := s.health.readErr
+		s.health.mu.Unlock()
+		return &HealthError{"reads are failing: " + Describe(err)}
+	}
 	lastOK, lastErr, errAt := s.health.lastOK, s.health.lastErr, s.health.errAt
 	failing := errAt.After(lastOK)
 	if failing && time.Since(s.health.probedAt) < time.Second {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,5 +113,24 @@ func TestDescribe(t *testing.T) {
 		if got := Describe(c.err); !strings.Contains(got, c.want) {
 			t.Errorf("Describe(%v) = %q, want it to say %q", c.err, got, c.want)
 		}
+	}
+}
+
+// TestHealthReportsFailedReads: a read that failed on a damaged file keeps
+// Health failing for a while; other errors do not.
+func TestHealthReportsFailedReads(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	s.NoteReadError(ErrNotFound)
+	if err := s.Health(ctx); err != nil {
+		t.Fatalf("a missing row made the database unhealthy: %v", err)
+	}
+	s.NoteReadError(fmt.Errorf("list: %w", sqlite3.Error{Code: sqlite3.ErrCorrupt}))
+	if err := s.Health(ctx); err == nil || !strings.Contains(err.Error(), "reads are failing") || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("after a read on a damaged file: %v", err)
 	}
 }

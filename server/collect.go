@@ -338,9 +338,7 @@ func (s *Server) collectClick(c *fiber.Ctx, p *store.Program, call *collectCall,
 	if err != nil {
 		return 0, collectAnswer{}, err
 	}
-	err = s.store.Write(c.UserContext(), func(tx *store.Tx) error {
-		return tx.InsertClick(p.ID, partner.ID, call.URL, call.Referrer)
-	})
+	err = s.store.RecordClick(c.UserContext(), store.Click{ProgramID: p.ID, PartnerID: partner.ID, URL: call.URL, Referrer: call.Referrer})
 	if err != nil {
 		return 0, collectAnswer{}, err
 	}

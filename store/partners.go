@@ -154,10 +154,3 @@ func (s *Store) PartnerTotals(ctx context.Context, partnerID int64) (*PartnerTot
 	}
 	return &t, rows.Err()
 }
-
-// InsertClick records a referral landing. No client IP is stored.
-func (t *Tx) InsertClick(programID string, partnerID int64, url, referrer string) error {
-	_, err := t.exec(`INSERT INTO clicks (program_id, partner_id, url, referrer, created_at) VALUES (?, ?, ?, ?, ?)`,
-		programID, partnerID, url, referrer, unix(t.now))
-	return err
-}

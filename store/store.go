@@ -37,7 +37,8 @@ type Store struct {
 	write *sql.DB
 
 	queue   chan *writeReq
-	mu      sync.RWMutex // guards closed against concurrent Write/Close
+	clicks  chan *writeReq // clicks.go
+	mu      sync.RWMutex   // guards closed against concurrent Write/Close
 	closed  bool
 	stopped chan struct{}
 
@@ -65,9 +66,10 @@ func dsn(path string) string {
 }
 
 type writeReq struct {
-	ctx  context.Context
-	fn   func(*Tx) error
-	done chan error
+	ctx   context.Context
+	fn    func(*Tx) error
+	click *Click // a click instead of fn (clicks.go)
+	done  chan error
 }
 
 // Open opens (creating when needed) the database at path and brings its
@@ -118,6 +120,7 @@ func Open(path string) (*Store, error) {
 		read:        read,
 		write:       write,
 		queue:       make(chan *writeReq, 1024),
+		clicks:      make(chan *writeReq, 4096),
 		stopped:     make(chan struct{}),
 	}
 	go s.writer()
@@ -150,6 +153,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	close(s.queue)
+	close(s.clicks)
 	s.mu.Unlock()
 	<-s.stopped
 	return errors.Join(s.read.Close(), s.write.Close())
@@ -176,24 +180,51 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 
 func (s *Store) writer() {
 	defer close(s.stopped)
-	for first := range s.queue {
-		batch := []*writeReq{first}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case r, ok := <-s.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
+	queue, clicks := s.queue, s.clicks
+	for queue != nil || clicks != nil {
+		var batch []*writeReq
+		select {
+		case r, ok := <-clicks:
+			if !ok {
+				clicks = nil
+				continue
 			}
+			batch = append(batch, r)
+		case r, ok := <-queue:
+			if !ok {
+				queue = nil
+				continue
+			}
+			batch = append(batch, r)
 		}
+		// Every waiting click joins the batch, however many writes wait
+		// ahead of it: clicks never queue behind sales.
+		writes := 0
+		if batch[0].click == nil {
+			writes = 1
+		}
+		batch = drain(clicks, batch, maxClickBatch+writes)
+		batch = drain(queue, batch, len(batch)+maxBatch-writes)
 		s.prepareQueued()
 		s.commit(batch)
 	}
 	s.closeStatements()
+}
+
+// drain appends what ch holds now, up to max requests in batch.
+func drain(ch chan *writeReq, batch []*writeReq, max int) []*writeReq {
+	for ch != nil && len(batch) < max {
+		select {
+		case r, ok := <-ch:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (s *Store) commit(batch []*writeReq) {
@@ -214,6 +245,10 @@ func (s *Store) commit(batch []*writeReq) {
 		for i, r := range batch {
 			if r.ctx.Err() != nil {
 				results[i] = r.ctx.Err()
+				continue
+			}
+			if r.click != nil {
+				results[i] = tx.insertClick(r.ctx, r.click)
 				continue
 			}
 			results[i] = tx.run(r.ctx, r.fn)

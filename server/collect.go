@@ -329,9 +329,10 @@ func (s *Server) collectClick(c *fiber.Ctx, p *store.Program, call *collectCall,
 	if key == "" {
 		return fiber.StatusAccepted, collectAnswer{Status: "ignored"}, nil
 	}
-	// Looked up on the read pool: links to unknown partners never queue
-	// for the writer. Partners are never deleted, so the id stays valid.
-	partner, err := s.store.Partner(c.UserContext(), p.ID, store.PartnerRef{Key: key})
+	// Looked up from memory or the read pool: links to unknown partners
+	// never queue for the writer. Partners are never deleted, so the id
+	// stays valid.
+	partner, err := s.store.CachedPartnerByKey(c.UserContext(), p.ID, key)
 	if errors.Is(err, store.ErrNotFound) {
 		return fiber.StatusAccepted, collectAnswer{Status: "ignored"}, nil
 	}

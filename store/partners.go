@@ -63,8 +63,16 @@ func (s *Store) Partner(ctx context.Context, programID string, ref PartnerRef) (
 	return partnerByRef(ctx, s.read, programID, ref)
 }
 
-// Partner finds a partner of a program by reference, inside the write.
+// Partner finds a partner of a program by reference, inside the write. A
+// partner by key that a committed read found before comes from memory (see
+// CachedPartnerByKey); a miss reads inside the write, which also sees
+// partners this batch created, and keeps nothing (the batch may yet fail).
 func (t *Tx) Partner(programID string, ref PartnerRef) (*Partner, error) {
+	if ref.Key != "" {
+		if p := t.s.partners.get(programID, ref.Key); p != nil {
+			return p, nil
+		}
+	}
 	ctx, q := t.q()
 	return partnerByRef(ctx, q, programID, ref)
 }

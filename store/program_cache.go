@@ -95,3 +95,37 @@ func (s *Store) CachedProgramByAPIKeyHash(ctx context.Context, hash string) (*Pr
 	s.programs.put(gen, p, hash)
 	return p, nil
 }
+
+// Partners never change and are never deleted, so a partner found by key
+// can be kept for good: /collect looks one up for every click. Only found
+// partners are kept (a key can be created later, on any instance), and the
+// map is bounded, since keys come from the internet.
+type partnerCache struct {
+	mu sync.Mutex
+	m  map[string]*Partner
+}
+
+// CachedPartnerByKey is Partner by key, served from memory once found. The
+// partner is shared between callers: never modify it.
+func (s *Store) CachedPartnerByKey(ctx context.Context, programID, key string) (*Partner, error) {
+	if p := s.partners.get(programID, key); p != nil {
+		return p, nil
+	}
+	p, err := s.Partner(ctx, programID, PartnerRef{Key: key})
+	if err != nil {
+		return nil, err
+	}
+	s.partners.mu.Lock()
+	defer s.partners.mu.Unlock()
+	if s.partners.m == nil || len(s.partners.m) >= programCacheMax*10 {
+		s.partners.m = map[string]*Partner{}
+	}
+	s.partners.m[programID+"\x00"+key] = p
+	return p, nil
+}
+
+func (c *partnerCache) get(programID, key string) *Partner {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[programID+"\x00"+key]
+}

@@ -53,3 +53,33 @@ func TestProgramCache(t *testing.T) {
 		t.Fatalf("an unknown program: %v", err)
 	}
 }
+
+func TestPartnerCache(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "pc.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	p := &Program{ID: "prog1", Name: "P", Currency: "USD", CookieDays: 30, ReferralParams: []string{"aff"}, Attribution: "last",
+		Commission: rules.DefaultCommission()}
+	if err := s.Write(ctx, func(tx *Tx) error { return tx.InsertProgram(p, "h") }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CachedPartnerByKey(ctx, "prog1", "pat"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an unknown partner: %v", err)
+	}
+	// A partner created after a miss is found: misses are not kept.
+	partner := &Partner{ProgramID: "prog1", Key: "pat"}
+	if err := s.Write(ctx, func(tx *Tx) error { return tx.InsertPartner(partner) }); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if got, err := s.CachedPartnerByKey(ctx, "prog1", "pat"); err != nil || got.ID != partner.ID {
+			t.Fatalf("read %d: %+v %v", i, got, err)
+		}
+	}
+	if _, err := s.CachedPartnerByKey(ctx, "other", "pat"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another program's partner: %v", err)
+	}
+}

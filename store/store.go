@@ -48,6 +48,7 @@ type Store struct {
 	health      healthState
 	healthFresh time.Duration
 	programs    programCache
+	partners    partnerCache
 	stmts       statements
 }
 

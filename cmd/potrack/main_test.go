@@ -148,15 +148,16 @@ func (c *child) setup(t *testing.T) string {
 	return key
 }
 
-// hammer posts transactions from 8 goroutines until stop is closed and
-// returns the keys that were answered 201.
+// hammer posts transactions from 64 goroutines (the load benchmark's
+// connections) until stop is closed and returns the keys that were
+// answered 2xx.
 func (c *child) hammer(t *testing.T, key string, stop chan struct{}, started *atomic.Int64) []string {
 	var (
 		mu   sync.Mutex
 		acks []string
 		wg   sync.WaitGroup
 	)
-	for w := 0; w < 8; w++ {
+	for w := 0; w < 64; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
@@ -226,7 +227,7 @@ func signalUnderLoad(t *testing.T, sig syscall.Signal, after int64) (acks []stri
 // TestKill9KeepsAcknowledgedWrites: every transaction answered 2xx before
 // a SIGKILL is in the database after a restart.
 func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
-	acks, c, key, _ := signalUnderLoad(t, syscall.SIGKILL, 300)
+	acks, c, key, _ := signalUnderLoad(t, syscall.SIGKILL, 3000)
 	if missing := countStored(t, c, key, acks); missing != 0 {
 		t.Fatalf("%d of %d acknowledged transactions lost after kill -9", missing, len(acks))
 	}
@@ -236,7 +237,7 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 // TestGracefulShutdown: SIGTERM lets requests in flight finish; the process
 // exits cleanly and every acknowledged write is stored.
 func TestGracefulShutdown(t *testing.T) {
-	acks, c, key, exitErr := signalUnderLoad(t, syscall.SIGTERM, 200)
+	acks, c, key, exitErr := signalUnderLoad(t, syscall.SIGTERM, 2000)
 	if exitErr != nil {
 		t.Fatalf("potrack exited with %v after SIGTERM", exitErr)
 	}
@@ -282,5 +283,77 @@ func TestConfigFromEnvironment(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "x.db")); err != nil {
 		t.Fatalf("POTRACK_DB was not used: %v", err)
+	}
+}
+
+// TestRacingClientsStoreOneRowPerKey: 64 clients of the real server send
+// the same 16 sales at once, half through /collect and half through the
+// REST API: each key is stored once, with one reward of the right amount,
+// and every answer is a success.
+func TestRacingClientsStoreOneRowPerKey(t *testing.T) {
+	c := startServerArgs(t, "serve --db "+filepath.Join(t.TempDir(), "race.db")+" --rate-limit-ip 100000-M",
+		"POTRACK_ADMIN_TOKEN=durability-test-token")
+	st, m := c.do(t, "POST", "/admin/api/programs", "durability-test-token",
+		`{"name":"Race","js_tracking":true,"allowed_origins":["https://shop.example"],"commission":{"type":"percent","value":20}}`)
+	if st != 201 {
+		t.Fatalf("create program: %d %v", st, m)
+	}
+	data := m["data"].(map[string]any)
+	id, apiKey := data["id"].(string), data["api_key"].(string)
+	if st, m := c.do(t, "POST", "/v1/partners", apiKey, `{"key":"p"}`); st != 201 {
+		t.Fatalf("create partner: %d %v", st, m)
+	}
+	const keys = 16
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for k := 0; k < keys; k++ {
+				key := fmt.Sprintf("race-%d", k)
+				var req *http.Request
+				if w%2 == 0 {
+					req, _ = http.NewRequest("POST", c.base+"/collect", strings.NewReader(`{"program":"`+id+
+						`","type":"transactions.create","partner":{"key":"p"},"data":{"key":"`+key+
+						`","amount":"10.00","customer":{"key":"c-`+key+`"}},"options":{"create_customer":true}}`))
+					req.Header.Set("Origin", "https://shop.example")
+				} else {
+					req, _ = http.NewRequest("POST", c.base+"/v1/transactions", strings.NewReader(`{"key":"`+key+
+						`","amount":"10.00","customer":{"key":"c-`+key+`","partner":{"key":"p"}},"options":{"create_customer":true}}`))
+					req.Header.Set("Authorization", "Bearer "+apiKey)
+					req.Header.Set("Content-Type", "application/json")
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					failures.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 && resp.StatusCode != 201 {
+					failures.Add(1)
+					t.Errorf("%s: %d", key, resp.StatusCode)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	if n := failures.Load(); n > 0 {
+		t.Fatalf("%d requests failed", n)
+	}
+	for k := 0; k < keys; k++ {
+		st, m := c.do(t, "GET", fmt.Sprintf("/v1/transactions/race-%d", k), apiKey, "")
+		if st != 200 {
+			t.Fatalf("race-%d: %d", k, st)
+		}
+		rewards := m["data"].(map[string]any)["rewards"].([]any)
+		if len(rewards) != 1 || fmt.Sprint(rewards[0].(map[string]any)["amount"]) != "2" {
+			t.Errorf("race-%d: rewards %v, want one of 2.00", k, rewards)
+		}
+	}
+	st, m = c.do(t, "GET", "/v1/transactions?limit=250", apiKey, "")
+	if total := m["meta"].(map[string]any)["total"]; st != 200 || fmt.Sprint(total) != fmt.Sprint(keys) {
+		t.Fatalf("%v transactions stored, want %d", total, keys)
 	}
 }

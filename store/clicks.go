@@ -26,15 +26,7 @@ type Click struct {
 
 // RecordClick stores a click and returns once it is committed.
 func (s *Store) RecordClick(ctx context.Context, c Click) error {
-	req := &writeReq{ctx: ctx, click: &c, done: make(chan error, 1)}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return ErrClosed
-	}
-	s.clicks <- req
-	s.mu.RUnlock()
-	return <-req.done
+	return s.submit(s.clicks, &writeReq{ctx: ctx, click: &c, done: make(chan error, 1)})
 }
 
 const insertClickSQL = `INSERT INTO clicks (program_id, partner_id, url, referrer, created_at) VALUES (?, ?, ?, ?, ?)`

@@ -165,13 +165,17 @@ func (s *Store) Close() error {
 // when it returns an error, its changes are undone and the other writes of
 // the group are not affected. fn must not keep tx after returning.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
-	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return s.submit(s.queue, &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)})
+}
+
+// submit hands req to the writer through ch and waits for its commit.
+func (s *Store) submit(ch chan *writeReq, req *writeReq) error {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
 		return ErrClosed
 	}
-	s.queue <- req
+	ch <- req
 	s.mu.RUnlock()
 	// Wait for the commit even when ctx ends: the write may already be in
 	// the transaction, and the caller must not report failure for a row

@@ -37,8 +37,8 @@ func newMetrics() *metrics {
 		}, []string{"route", "method", "status"}),
 		batches: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "potrack_store_write_batch_size",
-			Help:    "Writes committed together in one SQLite transaction (group commit).",
-			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+			Help:    "Writes (clicks included) carried by one SQLite transaction (group commit), committed or not.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048},
 		}),
 		collected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "potrack_collect_total",

@@ -29,9 +29,15 @@ type cachedProgram struct {
 	at time.Time
 }
 
-func (c *programCache) get(m map[string]cachedProgram, k string) (*Program, uint64) {
+// get looks k up by id, or by API key hash when byKey. The maps are chosen
+// under the lock: invalidate replaces them.
+func (c *programCache) get(k string, byKey bool) (*Program, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	m := c.byID
+	if byKey {
+		m = c.byKey
+	}
 	if e, ok := m[k]; ok && time.Since(e.at) < programCacheTTL {
 		return e.p, c.gen
 	}
@@ -69,7 +75,7 @@ func (c *programCache) invalidate() {
 // CachedProgram is Program served from memory (see programCacheTTL). The
 // program is shared between callers: never modify it.
 func (s *Store) CachedProgram(ctx context.Context, id string) (*Program, error) {
-	p, gen := s.programs.get(s.programs.byID, id)
+	p, gen := s.programs.get(id, false)
 	if p != nil {
 		return p, nil
 	}
@@ -84,7 +90,7 @@ func (s *Store) CachedProgram(ctx context.Context, id string) (*Program, error) 
 // CachedProgramByAPIKeyHash is ProgramByAPIKeyHash served from memory. The
 // program is shared between callers: never modify it.
 func (s *Store) CachedProgramByAPIKeyHash(ctx context.Context, hash string) (*Program, error) {
-	p, gen := s.programs.get(s.programs.byKey, hash)
+	p, gen := s.programs.get(hash, true)
 	if p != nil {
 		return p, nil
 	}

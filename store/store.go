@@ -254,6 +254,13 @@ func (s *Store) commit(batch []*writeReq) {
 			}
 			if r.click != nil {
 				results[i] = tx.insertClick(r.ctx, r.click)
+				if results[i] != nil && !isConstraint(results[i]) {
+					// A full disk, an I/O error or no memory makes SQLite
+					// roll back the whole transaction, not the statement:
+					// the batch is gone, so every write of it fails.
+					sqlTx.Rollback()
+					return fmt.Errorf("%w: %w", errUndoFailed, results[i])
+				}
 				continue
 			}
 			results[i] = tx.run(r.ctx, r.fn)
@@ -269,10 +276,10 @@ func (s *Store) commit(batch []*writeReq) {
 	if err != nil {
 		for i := range results {
 			// Every write of a failed batch fails, whatever its own
-			// outcome: nothing of it is stored.
-			if results[i] == nil || errors.Is(err, errUndoFailed) {
-				results[i] = fmt.Errorf("commit: %w", err)
-			}
+			// outcome: nothing of it is stored, and an answer of its own
+			// (a conflict, say) may rest on rows of the batch that never
+			// were.
+			results[i] = fmt.Errorf("commit: %w", err)
 		}
 	} else {
 		for _, r := range results {
@@ -343,6 +350,13 @@ type querier interface {
 }
 
 func (t *Tx) q() (context.Context, querier) { return context.WithoutCancel(t.ctx), txQuerier{t} }
+
+// isConstraint reports a constraint violation: the statement failed and
+// changed nothing, and the transaction goes on.
+func isConstraint(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code == sqlite3.ErrConstraint
+}
 
 // isUnique reports a UNIQUE constraint violation.
 func isUnique(err error) bool {

@@ -3,34 +3,27 @@ package store
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
-
-	"github.com/potrack/potrack/rules"
 )
 
 // TestProgramCache: cached programs follow a committed change at once, and
 // a rotated API key stops finding its program at once.
 func TestProgramCache(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, _ := openTest(t)
+	insertProgram(t, s, "prog1")
 	ctx := context.Background()
-	p := &Program{ID: "prog1", Name: "Old", Currency: "USD", CookieDays: 30, ReferralParams: []string{"aff"}, Attribution: "last",
-		Commission: rules.DefaultCommission()}
-	if err := s.Write(ctx, func(tx *Tx) error { return tx.InsertProgram(p, "hash1") }); err != nil {
-		t.Fatal(err)
-	}
 	for i := 0; i < 2; i++ { // the second read comes from memory
 		got, err := s.CachedProgram(ctx, "prog1")
-		if err != nil || got.Name != "Old" {
+		if err != nil || got.Name != "prog1" {
 			t.Fatalf("read %d: %+v %v", i, got, err)
 		}
-		if got, err := s.CachedProgramByAPIKeyHash(ctx, "hash1"); err != nil || got.ID != "prog1" {
+		if got, err := s.CachedProgramByAPIKeyHash(ctx, "hash-prog1"); err != nil || got.ID != "prog1" {
 			t.Fatalf("by key, read %d: %+v %v", i, got, err)
 		}
+	}
+	p, err := s.Program(ctx, "prog1")
+	if err != nil {
+		t.Fatal(err)
 	}
 	changed := *p
 	changed.Name, changed.JSTracking = "New", true
@@ -43,7 +36,7 @@ func TestProgramCache(t *testing.T) {
 	if err := s.Write(ctx, func(tx *Tx) error { return tx.SetSecret("prog1", SecretAPIKey, "hash2") }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CachedProgramByAPIKeyHash(ctx, "hash1"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.CachedProgramByAPIKeyHash(ctx, "hash-prog1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the rotated key still finds the program: %v", err)
 	}
 	if got, err := s.CachedProgramByAPIKeyHash(ctx, "hash2"); err != nil || got.ID != "prog1" {
@@ -55,17 +48,9 @@ func TestProgramCache(t *testing.T) {
 }
 
 func TestPartnerCache(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "pc.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, _ := openTest(t)
+	insertProgram(t, s, "prog1")
 	ctx := context.Background()
-	p := &Program{ID: "prog1", Name: "P", Currency: "USD", CookieDays: 30, ReferralParams: []string{"aff"}, Attribution: "last",
-		Commission: rules.DefaultCommission()}
-	if err := s.Write(ctx, func(tx *Tx) error { return tx.InsertProgram(p, "h") }); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := s.CachedPartnerByKey(ctx, "prog1", "pat"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("an unknown partner: %v", err)
 	}

@@ -119,11 +119,7 @@ func TestDescribe(t *testing.T) {
 // TestHealthReportsFailedReads: a read that failed on a damaged file keeps
 // Health failing for a while; other errors do not.
 func TestHealthReportsFailedReads(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "r.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, _ := openTest(t)
 	ctx := context.Background()
 	s.NoteReadError(ErrNotFound)
 	if err := s.Health(ctx); err != nil {

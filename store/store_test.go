@@ -219,13 +219,9 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 // TestFailedUndoFailsTheBatch: when a failed write's savepoint cannot be
 // rolled back, its partial rows must not commit with the batch.
 func TestFailedUndoFailsTheBatch(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "u.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, _ := openTest(t)
 	ctx := context.Background()
-	err = s.Write(ctx, func(tx *Tx) error {
+	err := s.Write(ctx, func(tx *Tx) error {
 		if err := tx.SetSetting("half", "written"); err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -27,6 +28,9 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/potrack/potrack/rules"
+	"github.com/potrack/potrack/store"
 )
 
 const adminToken = "loadbench-admin-token"
@@ -36,8 +40,9 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "load per round")
 	conns := flag.Int("conns", 64, "concurrent connections")
 	paths := flag.String("paths", "sale,click,signup,rest", "which paths to measure")
+	stored := flag.Int("stored", 0, "transactions to store before the load (e.g. 1000000), to measure potrack with a large database")
 	flag.Parse()
-	if err := run(*rounds, *duration, *conns, strings.Split(*paths, ",")); err != nil {
+	if err := run(*rounds, *duration, *conns, strings.Split(*paths, ","), *stored); err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench:", err)
 		os.Exit(1)
 	}
@@ -52,7 +57,7 @@ type result struct {
 	peakRSSMiB    float64
 }
 
-func run(rounds int, duration time.Duration, conns int, paths []string) error {
+func run(rounds int, duration time.Duration, conns int, paths []string, stored int) error {
 	dir, err := os.MkdirTemp("", "loadbench")
 	if err != nil {
 		return err
@@ -71,17 +76,32 @@ func run(rounds int, duration time.Duration, conns int, paths []string) error {
 		return err
 	}
 	defer empty.stop()
-	pt, err := start(potrackBin, []string{"serve", "--db", filepath.Join(dir, "bench.db"),
-		"--rate-limit-ip", "100000000-M", "--rate-limit-program", "100000000-M", "--max-conns-per-ip", "0"},
-		"POTRACK_ADMIN_TOKEN="+adminToken)
+	db := filepath.Join(dir, "bench.db")
+	serveArgs := []string{"serve", "--db", db,
+		"--rate-limit-ip", "100000000-M", "--rate-limit-program", "100000000-M", "--max-conns-per-ip", "0"}
+	pt, err := start(potrackBin, serveArgs, "POTRACK_ADMIN_TOKEN="+adminToken)
 	if err != nil {
 		return err
 	}
-	defer pt.stop()
 	prog, err := setup(pt.addr)
 	if err != nil {
+		pt.stop()
 		return err
 	}
+	if stored > 0 {
+		// A large database: stop the server, store the rows directly, and
+		// start it again on them, so its memory is measured as it would
+		// run after months of sales.
+		pt.stop()
+		if err := preload(db, prog.id, stored); err != nil {
+			return err
+		}
+		if pt, err = start(potrackBin, serveArgs, "POTRACK_ADMIN_TOKEN="+adminToken); err != nil {
+			return err
+		}
+		fmt.Printf("loadbench: %d transactions stored before the load\n", stored)
+	}
+	defer pt.stop()
 
 	fmt.Printf("loadbench: %d connections, %d rounds of %v per path; CPU is the server process's (user+system) per request\n\n",
 		conns, rounds, duration)
@@ -261,6 +281,32 @@ func load(s *server, path string, p program, round int, d time.Duration, conns i
 		r.cpuPerRequest = cpu / time.Duration(n)
 	}
 	return r
+}
+
+// preload stores n transactions of program id in the database at path.
+func preload(path, id string, n int) error {
+	st, err := store.Open(path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	const perWrite = 20000
+	for done := 0; done < n; done += perWrite {
+		err := st.Write(context.Background(), func(tx *store.Tx) error {
+			for i := done; i < min(done+perWrite, n); i++ {
+				if err := tx.InsertTransaction(&store.Transaction{ProgramID: id, Key: fmt.Sprintf("stored-%d", i),
+					Amount: rules.Money{Minor: 2500, Currency: "USD"}, Action: "sale", Source: store.SourceAPI,
+					Verified: true, Rewardable: true}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store transactions: %w", err)
+		}
+	}
+	return nil
 }
 
 // cpuTime is the process's user+system CPU so far, from /proc/PID/stat.

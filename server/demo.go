@@ -148,11 +148,11 @@ func (s *Server) Banner() string {
 		// A chosen token is the operator's secret: keep it out of logs.
 		b.WriteString("  Admin token:     the one set by --admin-token / POTRACK_ADMIN_TOKEN\n")
 	default:
-		b.WriteString("  Admin token:     the one printed on the first start (set POTRACK_ADMIN_TOKEN to choose one)\n")
+		b.WriteString("  Admin token:     the one printed on the first start, or the last one set with POTRACK_ADMIN_TOKEN\n")
 	}
 	if s.demoProgramID != "" {
 		fmt.Fprintf(&b, "\n  Demo: open the partner's referral link, buy something, then see the sale in the admin page:\n\n"+
-			"  Referral link:   %s/demo/?aff=%s\n", base, demoPartnerKey)
+			"  Start page:      %s/\n  Referral link:   %s/demo/?aff=%s\n", base, base, demoPartnerKey)
 	}
 	b.WriteString("\n")
 	return b.String()

@@ -29,7 +29,7 @@ func TestSeedDemo(t *testing.T) {
 	}
 
 	banner := ts.Banner()
-	for _, want := range []string{"http://localhost:18123/admin", testAdminToken, "http://localhost:18123/demo/?aff=demo-partner"} {
+	for _, want := range []string{"http://localhost:18123/admin", testAdminToken, "http://localhost:18123/demo/?aff=demo-partner", "Start page:      http://localhost:18123/\n"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
 		}

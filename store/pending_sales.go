@@ -33,6 +33,7 @@ type PendingSale struct {
 // SavePendingSale keeps a sale (once per key) and forgets the program's
 // expired ones.
 func (t *Tx) SavePendingSale(programID string, s PendingSale) error {
+	delete(t.noPending, programID)
 	if _, err := t.exec(`DELETE FROM pending_sales WHERE program_id = ? AND created_at < ?`,
 		programID, unix(t.now.Add(-PendingSaleTTL))); err != nil {
 		return err
@@ -48,10 +49,25 @@ func (t *Tx) SavePendingSale(programID string, s PendingSale) error {
 // TakePendingSales returns and forgets the unexpired sales kept for a
 // customer, oldest first.
 func (t *Tx) TakePendingSales(programID, customerKey string) ([]PendingSale, error) {
-	// Kept sales are rare and every new attributed customer asks: an index
-	// lookup answers most asks, where DELETE … RETURNING costs a write
-	// statement each time.
+	// Kept sales are rare and every new attributed customer asks. Whether
+	// the program has any is read once per batch (the batch holds the
+	// write lock: no other process adds one meanwhile); then an index
+	// lookup answers for the customer, and only a customer that has some
+	// pays for DELETE … RETURNING.
+	if t.noPending[programID] {
+		return nil, nil
+	}
 	var any int
+	if err := t.queryRow(`SELECT count(*) FROM (SELECT 1 FROM pending_sales WHERE program_id = ? LIMIT 1)`, programID).Scan(&any); err != nil {
+		return nil, err
+	}
+	if any == 0 {
+		if t.noPending == nil {
+			t.noPending = map[string]bool{}
+		}
+		t.noPending[programID] = true
+		return nil, nil
+	}
 	err := t.queryRow(`SELECT count(*) FROM (SELECT 1 FROM pending_sales WHERE program_id = ? AND customer_key = ? LIMIT 1)`,
 		programID, customerKey).Scan(&any)
 	if err != nil || any == 0 {

@@ -311,6 +311,9 @@ type Tx struct {
 	// programsChanged: a write of the batch changed a program, so the
 	// program cache is emptied once the batch is over.
 	programsChanged bool
+	// noPending holds the programs this batch found without kept gateway
+	// sales (pending_sales.go).
+	noPending map[string]bool
 }
 
 // errUndoFailed wraps the error of a ROLLBACK TO that failed.

@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"errors"
-	"net"
 	"net/url"
 	"strings"
 
@@ -139,7 +138,7 @@ func (s *Server) collectCall(c *fiber.Ctx) (typ string, status int, answer colle
 
 	origin := c.Get(fiber.HeaderOrigin)
 	if origin == "" {
-		origin = refererOrigin(c.Get(fiber.HeaderReferer))
+		origin = urlOrigin(c.Get(fiber.HeaderReferer))
 	}
 	if !originAllowed(origin, p.AllowedOrigins) {
 		return typ, 0, answer, errOriginNotAllowed
@@ -217,10 +216,11 @@ func (call *collectCall) partnerKey() string {
 	return string(call.Partner.Key)
 }
 
-// refererOrigin is the origin of a Referer URL, for requests that carry no
-// Origin header; "" when it has none.
-func refererOrigin(referer string) string {
-	u, err := url.Parse(referer)
+// urlOrigin is the origin of an http(s) URL as a browser writes it (no
+// default port); "" when it has none. It reads the Referer of requests that
+// carry no Origin header, and the landing URL of a click.
+func urlOrigin(raw string) string {
+	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return ""
 	}
@@ -351,31 +351,8 @@ func (s *Server) collectClick(c *fiber.Ctx, p *store.Program, call *collectCall,
 // the same scheme, host and port (a scheme's default port written out or
 // not). A URL that does not parse, or has no host, is on no origin.
 func onOrigin(rawURL, origin string) bool {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return false
-	}
-	o, err := url.Parse(origin)
-	if err != nil {
-		return false
-	}
-	a, b := originOf(u), originOf(o)
-	return a != "" && a == b
-}
-
-// originOf is u's scheme://host:port in lower case with the port always
-// written, or "" when u is not an absolute http(s) URL.
-func originOf(u *url.URL) string {
-	scheme := strings.ToLower(u.Scheme)
-	host := strings.ToLower(u.Hostname())
-	if (scheme != "http" && scheme != "https") || host == "" {
-		return ""
-	}
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[scheme]
-	}
-	return scheme + "://" + net.JoinHostPort(host, port)
+	a := urlOrigin(rawURL)
+	return a != "" && strings.EqualFold(a, urlOrigin(origin))
 }
 
 // referralKey reads the partner key from a landing URL: the program's

@@ -15,9 +15,7 @@ func TestKeptSalesSeenWithinABatch(t *testing.T) {
 	s, _ := openTest(t)
 	insertProgram(t, s, "prog")
 	ctx := context.Background()
-	release, held := make(chan struct{}), make(chan struct{})
-	go s.Write(ctx, func(tx *Tx) error { close(held); <-release; return nil })
-	<-held
+	release := holdWriter(s, nil)
 	results := make(chan string, 3)
 	submit := func(fn func(tx *Tx) (string, error)) {
 		go func() {
@@ -44,7 +42,7 @@ func TestKeptSalesSeenWithinABatch(t *testing.T) {
 		return "taken", err
 	})
 	waitQueued(t, s, 3)
-	close(release)
+	release()
 	for i := 0; i < 3; i++ {
 		if r := <-results; !strings.HasSuffix(r, "<nil>") {
 			t.Fatalf("a write failed: %s", r)

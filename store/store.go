@@ -42,7 +42,8 @@ type Store struct {
 	closed  bool
 	stopped chan struct{}
 
-	// Batches reports the size of every committed group, for metrics.
+	// Batches reports the size of every group the writer ran (clicks
+	// included), committed or not, for metrics.
 	Batches func(size int)
 
 	health      healthState

@@ -106,11 +106,7 @@ func (s *Store) Health(ctx context.Context) error {
 	// Nothing committed lately, or the last write failed: prove the write
 	// path with one commit. A success clears an earlier failure, so an
 	// instance whose disk recovers comes back.
-	err := s.Write(ctx, func(tx *Tx) error {
-		_, err := tx.exec(`INSERT INTO settings (key, value) VALUES ('health_probe', ?)
-			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, tx.Now().Format(time.RFC3339))
-		return err
-	})
+	err := s.Write(ctx, func(tx *Tx) error { return tx.SetSetting("health_probe", tx.Now().Format(time.RFC3339)) })
 	if err != nil {
 		return &HealthError{"writes are failing: " + Describe(err)}
 	}

@@ -210,6 +210,14 @@ func (c Commission) Reward(s Sale, programCurrency string) (reward Money, ok boo
 	return Money{}, false, fmt.Errorf("rules: unknown commission type %q", typ)
 }
 
+// NeedsPriorTransactions reports whether the rule that s matches counts the
+// customer's earlier transactions (a "first N transactions" limit), so a
+// caller counts them only when the answer depends on it.
+func (c Commission) NeedsPriorTransactions(s Sale) bool {
+	_, _, l := c.match(s)
+	return l != nil && l.Type == LimitTransactions
+}
+
 // match picks the rule for s: product_id first, then product_type, else the default.
 func (c Commission) match(s Sale) (string, Decimal, *Limit) {
 	for _, r := range c.Rules {

@@ -153,6 +153,8 @@ func Describe(err error) string {
 	switch {
 	case errors.Is(err, ErrClosed):
 		return "the server is shutting down"
+	case errors.Is(err, errNotDurable):
+		return "the disk failed to confirm a write (fsync); writes are stopped until potrack is restarted"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return "the check timed out"
 	case errors.Is(err, syscall.EROFS):

@@ -44,8 +44,14 @@ func (t *Tx) InsertPartner(p *Partner) error {
 	if err != nil {
 		return err
 	}
-	p.ID, err = res.LastInsertId()
-	return err
+	if p.ID, err = res.LastInsertId(); err != nil {
+		return err
+	}
+	if t.newPartners == nil {
+		t.newPartners = map[int64]bool{}
+	}
+	t.newPartners[p.ID] = true
+	return nil
 }
 
 // PartnerRef names a partner by key, id or email; the first one set wins.
@@ -64,9 +70,11 @@ func (s *Store) Partner(ctx context.Context, programID string, ref PartnerRef) (
 }
 
 // Partner finds a partner of a program by reference, inside the write. A
-// partner by key that a committed read found before comes from memory (see
-// CachedPartnerByKey); a miss reads inside the write, which also sees
-// partners this batch created, and keeps nothing (the batch may yet fail).
+// partner by key found before comes from memory (see CachedPartnerByKey);
+// a miss reads inside the write, which also sees partners this batch
+// created. A partner found that the batch did not create was committed
+// before it, so it is kept in memory too; one the batch created is not
+// (the batch may yet fail).
 func (t *Tx) Partner(programID string, ref PartnerRef) (*Partner, error) {
 	if ref.Key != "" {
 		if p := t.s.partners.get(programID, ref.Key); p != nil {
@@ -74,7 +82,11 @@ func (t *Tx) Partner(programID string, ref PartnerRef) (*Partner, error) {
 		}
 	}
 	ctx, q := t.q()
-	return partnerByRef(ctx, q, programID, ref)
+	p, err := partnerByRef(ctx, q, programID, ref)
+	if err == nil && !t.newPartners[p.ID] {
+		t.s.partners.put(p)
+	}
+	return p, err
 }
 
 func partnerByRef(ctx context.Context, q querier, programID string, ref PartnerRef) (*Partner, error) {

@@ -121,13 +121,17 @@ func (s *Store) CachedPartnerByKey(ctx context.Context, programID, key string) (
 	if err != nil {
 		return nil, err
 	}
-	s.partners.mu.Lock()
-	defer s.partners.mu.Unlock()
-	if s.partners.m == nil || len(s.partners.m) >= programCacheMax*10 {
-		s.partners.m = map[string]*Partner{}
-	}
-	s.partners.m[programID+"\x00"+key] = p
+	s.partners.put(p)
 	return p, nil
+}
+
+func (c *partnerCache) put(p *Partner) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= programCacheMax*10 {
+		c.m = map[string]*Partner{}
+	}
+	c.m[p.ProgramID+"\x00"+p.Key] = p
 }
 
 func (c *partnerCache) get(programID, key string) *Partner {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"strings"
 )
 
 // Prepared statements for the writer. Preparing a statement is a quarter of
@@ -51,12 +52,20 @@ func (s *Store) closeStatements() {
 	}
 }
 
-func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
+// exec runs a statement that changes rows; the write is dirty from then
+// on (see runBatch), unless the statement failed on a constraint, which
+// undoes the statement alone.
+func (t *Tx) exec(query string, args ...any) (res sql.Result, err error) {
 	ctx := context.WithoutCancel(t.ctx)
 	if st := t.stmt(query); st != nil {
-		return t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		res, err = t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	} else {
+		res, err = t.tx.ExecContext(ctx, query, args...)
 	}
-	return t.tx.ExecContext(ctx, query, args...)
+	if err == nil || !isConstraint(err) {
+		t.dirty = true
+	}
+	return res, err
 }
 
 func (t *Tx) queryRow(query string, args ...any) *sql.Row {
@@ -70,7 +79,16 @@ func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
 // txQuerier runs the read helpers' queries inside the write, prepared.
 type txQuerier struct{ t *Tx }
 
+// noteChange makes the write dirty when query is not a plain read (a
+// DELETE … RETURNING, say).
+func (q txQuerier) noteChange(query string) {
+	if !strings.HasPrefix(query, "SELECT") {
+		q.t.dirty = true
+	}
+}
+
 func (q txQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	q.noteChange(query)
 	if st := q.t.stmt(query); st != nil {
 		return q.t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
@@ -78,6 +96,7 @@ func (q txQuerier) QueryRowContext(ctx context.Context, query string, args ...an
 }
 
 func (q txQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	q.noteChange(query)
 	if st := q.t.stmt(query); st != nil {
 		return q.t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}

@@ -41,6 +41,7 @@ type Store struct {
 	mu      sync.RWMutex   // guards closed against concurrent Write/Close
 	closed  bool
 	stopped chan struct{}
+	durable *syncer // durable.go
 
 	// Batches reports the size of every group the writer ran (clicks
 	// included), committed or not, for metrics.
@@ -55,11 +56,13 @@ type Store struct {
 
 // dsn is the connection string for the database at path.
 func dsn(path string) string {
-	// synchronous=FULL: a 2xx answer promises the row survives a crash, and
-	// group commit keeps the extra fsync cheap.
+	// synchronous=NORMAL: SQLite writes each commit to the WAL without
+	// waiting for the disk; the syncer (durable.go) flushes the WAL before
+	// any write is answered, so a 2xx still promises the row survives a
+	// crash, while the writer goes on with the next batch.
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
+	q.Set("_synchronous", "NORMAL")
 	q.Set("_foreign_keys", "on")
 	q.Set("_busy_timeout", "10000")
 	// SQLite decodes %XX in URI file names, and ? or # would end the path.
@@ -124,7 +127,15 @@ func Open(path string) (*Store, error) {
 		queue:       make(chan *writeReq, 1024),
 		clicks:      make(chan *writeReq, 4096),
 		stopped:     make(chan struct{}),
+		durable:     newSyncer(path),
 	}
+	// The migrations committed without waiting for the disk.
+	if err := s.durable.flush(); err != nil {
+		read.Close()
+		write.Close()
+		return nil, fmt.Errorf("open %s: %s", path, Describe(err))
+	}
+	go s.durable.run(s)
 	go s.writer()
 	return s, nil
 }
@@ -162,9 +173,10 @@ func (s *Store) Close() error {
 }
 
 // Write runs fn inside the shared write transaction and returns once that
-// transaction has committed (or fn's error). fn runs under its own savepoint:
-// when it returns an error, its changes are undone and the other writes of
-// the group are not affected. fn must not keep tx after returning.
+// transaction is on disk (or fn's error). When fn returns an error, its
+// changes are undone and the other writes of the group are not affected.
+// fn may run more than once (see runBatch): it must only assign what it
+// finds, never accumulate it, and must not keep tx after returning.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	return s.submit(s.queue, &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)})
 }
@@ -186,6 +198,8 @@ func (s *Store) submit(ch chan *writeReq, req *writeReq) error {
 
 func (s *Store) writer() {
 	defer close(s.stopped)
+	defer func() { <-s.durable.done }()
+	defer close(s.durable.queue)
 	queue, clicks := s.queue, s.clicks
 	for queue != nil || clicks != nil {
 		var batch []*writeReq
@@ -234,69 +248,90 @@ func drain(ch chan *writeReq, batch []*writeReq, max int) []*writeReq {
 }
 
 func (s *Store) commit(batch []*writeReq) {
-	results := make([]error, len(batch))
-	err := func() error {
-		sqlTx, err := s.write.Begin()
-		if err != nil {
-			return err
-		}
-		tx := &Tx{tx: sqlTx, s: s}
-		// Whether the batch commits or not, cached programs may be older
-		// than what a reader sees next.
-		defer func() {
-			if tx.programsChanged {
-				s.programs.invalidate()
-			}
-		}()
-		for i, r := range batch {
-			if r.ctx.Err() != nil {
-				results[i] = r.ctx.Err()
-				continue
-			}
-			if r.click != nil {
-				results[i] = tx.insertClick(r.ctx, r.click)
-				if results[i] != nil && !isConstraint(results[i]) {
-					// A full disk, an I/O error or no memory makes SQLite
-					// roll back the whole transaction, not the statement:
-					// the batch is gone, so every write of it fails.
-					sqlTx.Rollback()
-					return fmt.Errorf("%w: %w", errUndoFailed, results[i])
-				}
-				continue
-			}
-			results[i] = tx.run(r.ctx, r.fn)
-			if tx.broken != nil {
-				// A failed write could not be undone: its partial rows
-				// must not commit with the others, so none commit.
-				sqlTx.Rollback()
-				return tx.broken
-			}
-		}
-		return sqlTx.Commit()
-	}()
-	if err != nil {
-		for i := range results {
-			// Every write of a failed batch fails, whatever its own
-			// outcome: nothing of it is stored, and an answer of its own
-			// (a conflict, say) may rest on rows of the batch that never
-			// were.
-			results[i] = fmt.Errorf("commit: %w", err)
-		}
-	} else {
-		for _, r := range results {
-			if isStorageError(r) {
-				err = r
-				break
-			}
-		}
+	results, err := s.runBatch(batch, false)
+	if errors.Is(err, errReplay) {
+		// A write failed after changing rows. Without a savepoint its
+		// changes cannot be undone alone: the batch was rolled back and
+		// runs again, each write under its own savepoint.
+		results, err = s.runBatch(batch, true)
 	}
-	s.noteCommit(err)
 	if s.Batches != nil {
 		s.Batches(len(batch))
 	}
-	for i, r := range batch {
-		r.done <- results[i]
+	if err == nil {
+		// Answered once the disk holds the batch (durable.go).
+		s.durable.queue <- &durableBatch{batch: batch, results: results}
+		return
 	}
+	s.noteCommit(err)
+	for _, r := range batch {
+		// Every write of a failed batch fails, whatever its own outcome:
+		// nothing of it is stored, and an answer of its own (a conflict,
+		// say) may rest on rows of the batch that never were.
+		r.done <- fmt.Errorf("commit: %w", err)
+	}
+}
+
+// errReplay: a write of an optimistic batch failed after changing rows.
+var errReplay = errors.New("replay the batch with savepoints")
+
+// runBatch runs the batch's writes in one transaction and commits it.
+//
+// Most writes either succeed or fail before they change anything (a
+// conflict, an unknown customer), so by default no write pays for a
+// savepoint and its release: a write that fails having changed nothing
+// needs no undo, and a failed statement undoes itself. When a write fails
+// after changing rows (rare: a conflict found after a customer was
+// created, say), the transaction is rolled back and the caller runs the
+// batch again with a savepoint per write (careful), where that write is
+// undone alone. A write's function may therefore run twice; it must only
+// assign its results, never accumulate them.
+func (s *Store) runBatch(batch []*writeReq, careful bool) ([]error, error) {
+	if err := s.durable.err(); err != nil {
+		return nil, err
+	}
+	results := make([]error, len(batch))
+	sqlTx, err := s.write.Begin()
+	if err != nil {
+		return nil, err
+	}
+	tx := &Tx{tx: sqlTx, s: s, careful: careful}
+	// Whether the batch commits or not, cached programs may be older than
+	// what a reader sees next.
+	defer func() {
+		if tx.programsChanged {
+			s.programs.invalidate()
+		}
+	}()
+	for i, r := range batch {
+		if r.ctx.Err() != nil {
+			results[i] = r.ctx.Err()
+			continue
+		}
+		if r.click != nil {
+			results[i] = tx.insertClick(r.ctx, r.click)
+			if results[i] != nil && !isConstraint(results[i]) {
+				// A full disk, an I/O error or no memory makes SQLite roll
+				// back the whole transaction, not the statement: the batch
+				// is gone, so every write of it fails.
+				sqlTx.Rollback()
+				return nil, fmt.Errorf("%w: %w", errUndoFailed, results[i])
+			}
+			continue
+		}
+		results[i] = tx.run(r.ctx, r.fn)
+		if tx.broken != nil {
+			// A failed write could not be undone: its partial rows must
+			// not commit with the others, so none commit.
+			sqlTx.Rollback()
+			return nil, tx.broken
+		}
+		if results[i] != nil && tx.dirty && !careful {
+			sqlTx.Rollback()
+			return nil, errReplay
+		}
+	}
+	return results, sqlTx.Commit()
 }
 
 // Tx is the write transaction handed to Write's function.
@@ -315,6 +350,13 @@ type Tx struct {
 	// noPending holds the programs this batch found without kept gateway
 	// sales (pending_sales.go).
 	noPending map[string]bool
+	// newPartners holds the partners this batch created (Tx.Partner).
+	newPartners map[int64]bool
+	// careful: every write runs under a savepoint (see runBatch).
+	careful bool
+	// dirty: the current write changed rows, or met an error after which
+	// SQLite may have undone more than the statement.
+	dirty bool
 }
 
 // errUndoFailed wraps the error of a ROLLBACK TO that failed.
@@ -323,6 +365,19 @@ var errUndoFailed = errors.New("a failed write could not be undone")
 func (t *Tx) run(ctx context.Context, fn func(*Tx) error) (err error) {
 	t.ctx = ctx
 	t.now = time.Now().UTC().Truncate(time.Second) // rows store whole seconds
+	t.dirty = false
+	if !t.careful {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("write panicked: %v", p)
+				t.dirty = true // what it left half done is unknown
+			}
+			if err != nil && unsafeToContinue(err) {
+				t.dirty = true
+			}
+		}()
+		return fn(t)
+	}
 	if _, err := t.exec("SAVEPOINT w"); err != nil {
 		return err
 	}
@@ -341,6 +396,15 @@ func (t *Tx) run(ctx context.Context, fn func(*Tx) error) (err error) {
 		}
 	}()
 	return fn(t)
+}
+
+// unsafeToContinue reports an SQLite error other than a constraint
+// violation: after a full disk, an I/O error or no memory SQLite may have
+// rolled back the transaction, not just the statement, and only a
+// savepoint's ROLLBACK TO can tell.
+func unsafeToContinue(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code != sqlite3.ErrConstraint
 }
 
 // Now is the time of the current write; every row a write creates shares it.

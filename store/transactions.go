@@ -69,6 +69,17 @@ const rewardSelect = `SELECT r.id, r.transaction_id, r.amount_minor, r.reversed_
 // InsertTransaction stores a transaction and its rewards. CreatedAt, when
 // zero, is the write's time. ErrExists when the key is taken.
 func (t *Tx) InsertTransaction(tr *Transaction) error {
+	created, err := t.ClaimTransaction(tr)
+	if err == nil && !created {
+		return ErrExists
+	}
+	return err
+}
+
+// ClaimTransaction stores a transaction and its rewards unless its key is
+// taken, and says which. The INSERT claims the key: a new sale costs no
+// lookup before it, and a taken key changes nothing.
+func (t *Tx) ClaimTransaction(tr *Transaction) (created bool, err error) {
 	if tr.CreatedAt.IsZero() {
 		tr.CreatedAt = t.now
 	}
@@ -81,18 +92,15 @@ func (t *Tx) InsertTransaction(tr *Transaction) error {
 	}
 	res, err := t.exec(`INSERT INTO transactions (program_id, key, customer_id, amount_minor, currency,
 		action, product_id, product_type, source, verified, rewardable, status, refunded_minor, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (program_id, key) DO NOTHING`,
 		tr.ProgramID, tr.Key, customerID, tr.Amount.Minor, tr.Amount.Currency, tr.Action,
 		tr.ProductID, tr.ProductType, tr.Source, tr.Verified, tr.Rewardable, tr.Status,
 		tr.RefundedMinor, unix(tr.CreatedAt))
-	if isUnique(err) {
-		return ErrExists
-	}
 	if err != nil {
-		return err
+		return false, err
 	}
-	if tr.ID, err = res.LastInsertId(); err != nil {
-		return err
+	if created, err := claimed(res, &tr.ID); !created || err != nil {
+		return false, err
 	}
 	for _, r := range tr.Rewards {
 		r.CreatedAt = t.now
@@ -103,13 +111,13 @@ func (t *Tx) InsertTransaction(tr *Transaction) error {
 			currency, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			tr.ID, r.Partner.ID, r.Amount.Minor, r.ReversedMinor, r.Amount.Currency, r.Status, unix(r.CreatedAt))
 		if err != nil {
-			return err
+			return false, err
 		}
 		if r.ID, err = res.LastInsertId(); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // SaveRefund writes a transaction's refund state and its rewards' reversals.

@@ -7,6 +7,7 @@ package tracking
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/potrack/potrack/rules"
@@ -246,96 +247,46 @@ type TransactionInput struct {
 // decides the reward) is never replaced: a repeat with the same content is
 // a replay, one with other content ErrKeyConflict, whoever sends it. Any
 // other difference is ErrKeyConflict.
+//
+// A new sale is the common case and costs three statements: the customer
+// and the transaction are claimed by INSERT … ON CONFLICT DO NOTHING
+// instead of being looked up first, and the reward is inserted. Only a
+// taken key pays for reading what holds it.
 func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode Mode) (*store.Transaction, Result, error) {
-	existing, err := tx.Transaction(p.ID, in.Key)
-	switch {
-	case err == nil && in.Verified && !existing.Verified && sameTransaction(existing, in, Mode{WholeContent: true}):
-		// The merchant's server confirms what a browser reported, field
-		// for field: the product fields choose the commission.
-		if err := tx.MarkVerified(existing.ID); err != nil {
-			return nil, 0, err
-		}
-		existing.Verified = true
-		return existing, Replayed, nil
-	case err == nil && sameTransaction(existing, in, mode) && (existing.Verified || !in.Verified):
-		// Nothing changes: a verified row is only ever confirmed, and an
-		// unverified report never makes a row verified.
-		return existing, Replayed, nil
-	case err == nil && in.Verified && !existing.Verified && existing.Status == store.StatusOK:
-		// Anyone can report a browser sale, under any key: a forged one
-		// must not block the merchant's verified sale with the same key.
-		// The verified report replaces it. Only an unverified row is ever
-		// replaced, and only by a verified report.
-		if err := tx.DeleteTransaction(existing.ID); err != nil {
-			return nil, 0, err
-		}
-	case err == nil:
-		return nil, 0, ErrKeyConflict
-	case !errors.Is(err, store.ErrNotFound):
+	partner, err := findPartner(tx, p, in.Partner)
+	if err != nil {
 		return nil, 0, err
 	}
-
-	customer, err := tx.Customer(p.ID, in.Customer.Key)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	customer, newCustomer, err := claimCustomer(tx, p, in, mode, partner)
+	if err != nil {
 		return nil, 0, err
 	}
-	newCustomer := false // created by this write, so without transactions yet
-	if customer == nil {
-		partner, err := findPartner(tx, p, in.Partner)
+	if customer == nil || (customer.Partner == nil && mode.RequirePartner) {
+		// Nothing new is stored for this customer; a sale stored under the
+		// key earlier still answers for it, unless this report replaces it.
+		switch existing, err := tx.Transaction(p.ID, in.Key); {
+		case err == nil:
+			tr, res, replaced, err := decideExisting(tx, existing, in, mode)
+			if !replaced {
+				return tr, res, err
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, 0, err
+		}
+		if customer == nil {
+			res, err := noCustomer(tx, p, in, mode, partner)
+			return nil, res, err
+		}
+		return nil, Ignored, nil
+	}
+	if newCustomer && partner != nil {
+		// Gateway sales kept for this customer come first: they happened
+		// before this one. One of them may have this key.
+		recorded, err := recordPendingSales(tx, p, customer)
 		if err != nil {
 			return nil, 0, err
 		}
-		switch rules.AttributeTransaction(false, in.CreateCustomer, partner != nil) {
-		case rules.CustomerNotFound:
-			return nil, 0, ErrCustomerNotFound
-		case rules.Ignore:
-			if mode.KeepUnknownCustomers {
-				return nil, Ignored, tx.SavePendingSale(p.ID, store.PendingSale{
-					Key: in.Key, CustomerKey: in.Customer.Key, Amount: in.Amount, Action: in.Action,
-					ProductID: in.ProductID, ProductType: in.ProductType, Source: in.Source, Payment: in.Payment,
-					At: in.CreatedAt,
-				})
-			}
-			if mode.RequirePartner {
-				return nil, Ignored, nil
-			}
-			return nil, 0, ErrCustomerNotFound
-		case rules.CreateUnattributed:
-			if mode.RequirePartner {
-				return nil, Ignored, nil
-			}
-			if !in.Partner.IsZero() {
-				return nil, 0, ErrPartnerNotFound
-			}
-		}
-		customer = &store.Customer{ProgramID: p.ID, Key: in.Customer.Key, Name: in.Customer.Name,
-			Email: in.Customer.Email, Partner: partner}
-		if err := tx.InsertCustomer(customer); err != nil {
-			return nil, 0, err
-		}
-		newCustomer = true
-		if partner != nil {
-			// Gateway sales kept for this customer come first: they
-			// happened before this one. One of them may have this key.
-			recorded, err := recordPendingSales(tx, p, customer)
-			if err != nil {
-				return nil, 0, err
-			}
-			if recorded {
-				newCustomer = false // its kept sales are its transactions now
-				switch earlier, err := tx.Transaction(p.ID, in.Key); {
-				case err == nil && sameTransaction(earlier, in, mode):
-					return earlier, Replayed, nil
-				case err == nil:
-					return nil, 0, ErrKeyConflict
-				case !errors.Is(err, store.ErrNotFound):
-					return nil, 0, err
-				}
-			}
-		}
-	}
-	if customer.Partner == nil && mode.RequirePartner {
-		return nil, Ignored, nil
+		newCustomer = !recorded // its kept sales are its transactions now
 	}
 
 	tr := &store.Transaction{
@@ -343,32 +294,135 @@ func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode
 		ProductID: in.ProductID, ProductType: in.ProductType, Source: in.Source, Verified: in.Verified,
 		Rewardable: in.Rewardable, CreatedAt: in.CreatedAt, Rewards: []*store.Reward{},
 	}
-	if in.Rewardable && customer.Partner != nil {
-		prior := 0
-		if !newCustomer {
-			if prior, err = tx.CountCustomerTransactions(customer.ID); err != nil {
-				return nil, 0, err
-			}
-		}
-		at := in.CreatedAt
-		if at.IsZero() {
-			at = tx.Now()
-		}
-		reward, ok, err := p.Commission.Reward(rules.Sale{
-			Amount: in.Amount, ProductID: in.ProductID, ProductType: in.ProductType,
-			At: at, CustomerCreatedAt: customer.CreatedAt, PriorTransactions: prior,
-		}, p.Currency)
-		if err != nil {
-			return nil, 0, err
-		}
-		if ok {
-			tr.Rewards = append(tr.Rewards, &store.Reward{Partner: customer.Partner, Amount: reward})
-		}
+	if err := reward(tx, p, tr, newCustomer); err != nil {
+		return nil, 0, err
 	}
-	if err := tx.InsertTransaction(tr); err != nil {
+	created, err := tx.ClaimTransaction(tr)
+	if err != nil || created {
+		return tr, Created, err
+	}
+	existing, err := tx.Transaction(p.ID, in.Key)
+	if err != nil {
+		return nil, 0, err
+	}
+	answer, res, replaced, err := decideExisting(tx, existing, in, mode)
+	if !replaced {
+		return answer, res, err
+	}
+	// The removed row may have been one of the customer's earlier sales.
+	tr.Rewards = []*store.Reward{}
+	if err := reward(tx, p, tr, newCustomer); err != nil {
+		return nil, 0, err
+	}
+	if created, err = tx.ClaimTransaction(tr); err == nil && !created {
+		err = fmt.Errorf("transaction %q: its key is still taken after the row holding it was removed", in.Key)
+	}
+	if err != nil {
 		return nil, 0, err
 	}
 	return tr, Created, nil
+}
+
+// claimCustomer finds the sale's customer, creating it when the
+// attribution rules say so (SPEC.md "Attribution for transactions.create").
+// A nil customer means none exists and none may be created.
+func claimCustomer(tx *store.Tx, p *store.Program, in TransactionInput, mode Mode, partner *store.Partner) (c *store.Customer, created bool, err error) {
+	outcome := rules.AttributeTransaction(false, in.CreateCustomer, partner != nil)
+	if outcome == rules.CreateWithPartner ||
+		(outcome == rules.CreateUnattributed && !mode.RequirePartner && in.Partner.IsZero()) {
+		c = &store.Customer{ProgramID: p.ID, Key: in.Customer.Key, Name: in.Customer.Name,
+			Email: in.Customer.Email, Partner: partner}
+		if created, err = tx.ClaimCustomer(c); err != nil || created {
+			return c, created, err
+		}
+	}
+	c, err = tx.Customer(p.ID, in.Customer.Key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, nil
+	}
+	return c, false, err
+}
+
+// noCustomer answers a sale whose customer does not exist and may not be
+// created: Ignored (a gateway's sale is kept a while for its customer), or
+// an error.
+func noCustomer(tx *store.Tx, p *store.Program, in TransactionInput, mode Mode, partner *store.Partner) (Result, error) {
+	switch rules.AttributeTransaction(false, in.CreateCustomer, partner != nil) {
+	case rules.CustomerNotFound:
+		return 0, ErrCustomerNotFound
+	case rules.Ignore:
+		if mode.KeepUnknownCustomers {
+			return Ignored, tx.SavePendingSale(p.ID, store.PendingSale{
+				Key: in.Key, CustomerKey: in.Customer.Key, Amount: in.Amount, Action: in.Action,
+				ProductID: in.ProductID, ProductType: in.ProductType, Source: in.Source, Payment: in.Payment,
+				At: in.CreatedAt,
+			})
+		}
+		if !mode.RequirePartner {
+			return 0, ErrCustomerNotFound
+		}
+	case rules.CreateUnattributed:
+		if !mode.RequirePartner && !in.Partner.IsZero() {
+			return 0, ErrPartnerNotFound
+		}
+	}
+	return Ignored, nil
+}
+
+// reward adds the partner's reward to a new transaction. A customer this
+// write created has no earlier transactions to count.
+func reward(tx *store.Tx, p *store.Program, tr *store.Transaction, newCustomer bool) error {
+	if !tr.Rewardable || tr.Customer.Partner == nil {
+		return nil
+	}
+	at := tr.CreatedAt
+	if at.IsZero() {
+		at = tx.Now()
+	}
+	sale := rules.Sale{Amount: tr.Amount, ProductID: tr.ProductID, ProductType: tr.ProductType,
+		At: at, CustomerCreatedAt: tr.Customer.CreatedAt}
+	if !newCustomer && p.Commission.NeedsPriorTransactions(sale) {
+		var err error
+		if sale.PriorTransactions, err = tx.CountCustomerTransactions(tr.Customer.ID); err != nil {
+			return err
+		}
+	}
+	amount, ok, err := p.Commission.Reward(sale, p.Currency)
+	if err != nil || !ok {
+		return err
+	}
+	tr.Rewards = append(tr.Rewards, &store.Reward{Partner: tr.Customer.Partner, Amount: amount})
+	return nil
+}
+
+// decideExisting answers a sale whose key is taken by existing (see
+// RecordTransaction). replaced: a verified report removed the unverified
+// row that held the key, and the caller stores its sale in its place.
+func decideExisting(tx *store.Tx, existing *store.Transaction, in TransactionInput, mode Mode) (*store.Transaction, Result, bool, error) {
+	switch {
+	case in.Verified && !existing.Verified && sameTransaction(existing, in, Mode{WholeContent: true}):
+		// The merchant's server confirms what a browser reported, field
+		// for field: the product fields choose the commission.
+		if err := tx.MarkVerified(existing.ID); err != nil {
+			return nil, 0, false, err
+		}
+		existing.Verified = true
+		return existing, Replayed, false, nil
+	case sameTransaction(existing, in, mode) && (existing.Verified || !in.Verified):
+		// Nothing changes: a verified row is only ever confirmed, and an
+		// unverified report never makes a row verified.
+		return existing, Replayed, false, nil
+	case in.Verified && !existing.Verified && existing.Status == store.StatusOK:
+		// Anyone can report a browser sale, under any key: a forged one
+		// must not block the merchant's verified sale with the same key.
+		// The verified report replaces it. Only an unverified row is ever
+		// replaced, and only by a verified report.
+		if err := tx.DeleteTransaction(existing.ID); err != nil {
+			return nil, 0, false, err
+		}
+		return nil, 0, true, nil
+	}
+	return nil, 0, false, ErrKeyConflict
 }
 
 // sameTransaction reports whether in repeats the stored transaction.

@@ -1,0 +1,175 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+)
+
+// Durability without the disk on the writer's path.
+//
+// A 2xx answer promises the row survives a power cut, so every write is
+// answered only once the disk holds it. With synchronous=FULL SQLite waits
+// for the disk inside COMMIT, and the single writer sat idle for the
+// length of every fsync: half its time went to waiting. Instead the writer
+// commits with synchronous=NORMAL, where SQLite writes the batch's WAL
+// frames without waiting for them, hands the batch to the syncer and goes
+// on with the next batch at once. The syncer flushes the WAL file
+// (fdatasync, one call for every batch committed meanwhile) and only then
+// answers the batches' writes. Both together are what synchronous=FULL
+// does, but the next batch runs while the disk works.
+//
+// Why this is as safe as FULL for every answered write:
+//   - fdatasync applies to the file, not to the descriptor that wrote it:
+//     it flushes every frame SQLite has written to the WAL so far, so a
+//     batch is on disk once a sync that began after its COMMIT returns.
+//     Batches are answered in commit order.
+//   - In NORMAL mode SQLite still flushes the WAL's header when it starts
+//     the file over, flushes the WAL before a checkpoint copies it into the
+//     database, and the database file after; frames a checkpoint took are
+//     in the synced database when the WAL is reused.
+//   - Recovery after a crash replays WAL frames up to the last commit
+//     whose checksums chain: a batch not yet synced may be lost, and it
+//     was never answered.
+//   - Readers may see a committed batch a millisecond before it is
+//     durable. Only answers to writes promise durability, and a write that
+//     builds on a batch (a replay of its key, say) commits later, so its
+//     answer waits for a later sync.
+//
+// A failed fsync is not retried: Linux may have dropped the pages it
+// could not write, so a later fsync that succeeds proves nothing. The
+// store stops accepting writes (every one fails, /healthz reports it)
+// until potrack is restarted and SQLite recovers from what is on disk —
+// the choice PostgreSQL made after the same discovery.
+
+// durableBatch is a committed batch waiting for the disk.
+type durableBatch struct {
+	batch   []*writeReq
+	results []error
+}
+
+type syncer struct {
+	walPath string
+	seen    os.FileInfo           // the WAL file whose directory entry was flushed
+	failed  atomic.Pointer[error] // the fsync failure that stopped writes
+	queue   chan *durableBatch
+	done    chan struct{}
+	sync    func(*os.File) error // fdatasync; a test may replace it
+}
+
+func newSyncer(dbPath string) *syncer {
+	return &syncer{
+		walPath: dbPath + "-wal",
+		queue:   make(chan *durableBatch, 64),
+		done:    make(chan struct{}),
+		sync:    fdatasync,
+	}
+}
+
+// err is the fsync failure that stopped writes, or nil.
+func (y *syncer) err() error {
+	if p := y.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// run answers committed batches once the disk holds them, until the queue
+// is closed.
+func (y *syncer) run(s *Store) {
+	defer close(y.done)
+	for b := range y.queue {
+		pending := []*durableBatch{b}
+	more:
+		for {
+			select {
+			case b, ok := <-y.queue:
+				if !ok {
+					break more
+				}
+				pending = append(pending, b)
+			default:
+				break more
+			}
+		}
+		failed := y.err()
+		if failed == nil {
+			if err := y.flush(); err != nil {
+				failed = fmt.Errorf("%w: %w", errNotDurable, err)
+				y.failed.Store(&failed)
+			}
+		}
+		err := failed
+		if err == nil {
+			err = storageError(pending)
+		}
+		s.noteCommit(err)
+		for _, b := range pending {
+			for i, r := range b.batch {
+				if failed != nil {
+					r.done <- fmt.Errorf("commit: %w", failed)
+				} else {
+					r.done <- b.results[i]
+				}
+			}
+		}
+	}
+}
+
+// storageError is the first storage error of one of the batches' writes:
+// the batch committed, but a write of it met a failing database.
+func storageError(pending []*durableBatch) error {
+	for _, b := range pending {
+		for _, r := range b.results {
+			if isStorageError(r) {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// errNotDurable wraps an fsync failure.
+var errNotDurable = errors.New("the disk did not confirm a write; restart potrack")
+
+// flush makes every WAL frame written so far durable.
+func (y *syncer) flush() error {
+	f, err := os.Open(y.walPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		// No WAL: SQLite checkpointed it into the database, synced, and
+		// removed it.
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := y.sync(f); err != nil {
+		return err
+	}
+	// A new WAL file is durable only once its directory entry is: flush
+	// the folder the first time each WAL file is met.
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if y.seen == nil || !os.SameFile(y.seen, info) {
+		if err := syncDir(filepath.Dir(y.walPath)); err != nil {
+			return err
+		}
+		y.seen = info
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestAnswerWaitsForTheDisk: a write is answered only after the WAL was
+// flushed following its commit, and the writer commits the next batch
+// meanwhile.
+func TestAnswerWaitsForTheDisk(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	entered, release := make(chan struct{}, 16), make(chan struct{})
+	var syncs atomic.Int32
+	s.durable.sync = func(f *os.File) error {
+		syncs.Add(1)
+		entered <- struct{}{}
+		<-release
+		return fdatasync(f)
+	}
+	first := make(chan error, 1)
+	go func() { first <- s.Write(ctx, func(tx *Tx) error { return tx.SetSetting("first", "1") }) }()
+	<-entered // the first batch is committed and its flush has begun
+
+	// The writer is free: a second write commits while the disk works.
+	second := make(chan error, 1)
+	go func() { second <- s.Write(ctx, func(tx *Tx) error { return tx.SetSetting("second", "2") }) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if v, err := s.Setting(ctx, "second"); err == nil && v == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second write did not commit while the first batch's flush was pending")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-first:
+		t.Fatalf("the first write was answered (%v) before its flush returned", err)
+	case err := <-second:
+		t.Fatalf("the second write was answered (%v) before any flush after its commit", err)
+	default:
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs.Load(); n < 2 {
+		t.Fatalf("%d flushes for two batches committed apart", n)
+	}
+}
+
+// TestFailedFlushStopsWrites: once the disk refuses a flush, the writes it
+// covered fail, every later write fails without running, and /healthz
+// says why.
+func TestFailedFlushStopsWrites(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := context.Background()
+	var fail atomic.Bool
+	s.durable.sync = func(f *os.File) error {
+		if fail.Load() {
+			return syscall.EIO
+		}
+		return fdatasync(f)
+	}
+	if err := s.Write(ctx, func(tx *Tx) error { return tx.SetSetting("before", "ok") }); err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(true)
+	err := s.Write(ctx, func(tx *Tx) error { return tx.SetSetting("lost", "?") })
+	if err == nil || !errors.Is(err, errNotDurable) {
+		t.Fatalf("write during a failed flush: err = %v", err)
+	}
+	fail.Store(false) // a later flush that succeeds proves nothing
+	ran := false
+	err = s.Write(ctx, func(tx *Tx) error { ran = true; return tx.SetSetting("after", "ok") })
+	if err == nil || ran {
+		t.Fatalf("write after a failed flush: err = %v, ran = %v", err, ran)
+	}
+	var he *HealthError
+	if err := s.Health(ctx); !errors.As(err, &he) || !strings.Contains(he.Reason, "restart") {
+		t.Fatalf("health after a failed flush: %v", err)
+	}
+}
+
+// TestDirtyFailureReplaysTheBatch: writes run without savepoints; one that
+// fails after changing rows makes the batch run again with a savepoint per
+// write, where it is undone alone. One that fails before changing
+// anything costs no replay.
+func TestDirtyFailureReplaysTheBatch(t *testing.T) {
+	s, _ := openTest(t)
+	insertProgram(t, s, "prog")
+	ctx := context.Background()
+	runs := make([]atomic.Int32, 4)
+	write := func(i int, fn func(tx *Tx) error) chan error {
+		done := make(chan error, 1)
+		go func() {
+			done <- s.Write(ctx, func(tx *Tx) error { runs[i].Add(1); return fn(tx) })
+		}()
+		return done
+	}
+
+	// A batch whose failing write changed nothing commits at once.
+	release := holdWriter(s, nil)
+	clean := []chan error{write(0, func(tx *Tx) error { return tx.SetSetting("a", "1") })}
+	waitQueued(t, s, 1)
+	clean = append(clean, write(1, func(tx *Tx) error { return errors.New("refused before any row") }))
+	waitQueued(t, s, 2)
+	release()
+	if err := <-clean[0]; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-clean[1]; err == nil {
+		t.Fatal("the refused write succeeded")
+	}
+	if runs[0].Load() != 1 || runs[1].Load() != 1 {
+		t.Fatalf("a clean failure replayed the batch: runs %d, %d", runs[0].Load(), runs[1].Load())
+	}
+
+	// A write that fails after its first row replays the batch.
+	release = holdWriter(s, nil)
+	dirty := []chan error{write(2, func(tx *Tx) error { return tx.InsertPartner(&Partner{ProgramID: "prog", Key: "kept"}) })}
+	waitQueued(t, s, 1)
+	dirty = append(dirty, write(3, func(tx *Tx) error {
+		if err := tx.InsertPartner(&Partner{ProgramID: "prog", Key: "undone"}); err != nil {
+			return err
+		}
+		return errors.New("refused after a row")
+	}))
+	waitQueued(t, s, 2)
+	release()
+	if err := <-dirty[0]; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-dirty[1]; err == nil || !strings.Contains(err.Error(), "refused after a row") {
+		t.Fatalf("the failing write: err = %v", err)
+	}
+	if runs[2].Load() != 2 || runs[3].Load() != 2 {
+		t.Fatalf("runs %d, %d: want the batch run twice", runs[2].Load(), runs[3].Load())
+	}
+	if _, err := s.Partner(ctx, "prog", PartnerRef{Key: "kept"}); err != nil {
+		t.Fatalf("the good write of the replayed batch: %v", err)
+	}
+	if _, err := s.Partner(ctx, "prog", PartnerRef{Key: "undone"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the failed write's row was kept: %v", err)
+	}
+}

@@ -204,7 +204,7 @@ func TestV1API(t *testing.T) {
 		{name: "JSON array", method: "POST", path: "/v1/transactions", body: `[1,2]`, status: 400},
 		{name: "trailing data", method: "POST", path: "/v1/transactions", body: `{"key":"t"} {}`, status: 400},
 		{name: "taken key with a new customer creates no customer", before: []string{seed}, method: "POST", path: "/v1/transactions",
-			body: `{"key":"transaction_123","amount":"5","customer":{"key":"newcomer","partner":{"key":"partner_123"}},"options":{"create_customer":true}}`,
+			body:   `{"key":"transaction_123","amount":"5","customer":{"key":"newcomer","partner":{"key":"partner_123"}},"options":{"create_customer":true}}`,
 			status: 409, rows: map[string]int{txA: 1, `SELECT count(*) FROM customers WHERE program_id = ?1 AND key = 'newcomer'`: 0}},
 		{name: "replay with the customer options stores nothing new", before: []string{seed}, method: "POST", path: "/v1/transactions",
 			body: seedTransaction, status: 200, header: map[string]string{"Idempotent-Replayed": "true"},

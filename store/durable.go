@@ -53,11 +53,17 @@ type durableBatch struct {
 
 type syncer struct {
 	walPath string
-	seen    os.FileInfo           // the WAL file whose directory entry was flushed
+	wal     *os.File              // the WAL file, open while it is the same file
+	walInfo os.FileInfo           // what it was when opened
 	failed  atomic.Pointer[error] // the fsync failure that stopped writes
 	queue   chan *durableBatch
 	done    chan struct{}
 	sync    func(*os.File) error // fdatasync; a test may replace it
+
+	// inflight counts the batches sent and not answered yet; free gets a
+	// token when it falls to zero (see intake).
+	inflight atomic.Int32
+	free     chan struct{}
 }
 
 func newSyncer(dbPath string) *syncer {
@@ -66,8 +72,18 @@ func newSyncer(dbPath string) *syncer {
 		queue:   make(chan *durableBatch, 64),
 		done:    make(chan struct{}),
 		sync:    fdatasync,
+		free:    make(chan struct{}, 1),
 	}
 }
+
+// send hands a committed batch to the syncer.
+func (y *syncer) send(b *durableBatch) {
+	y.inflight.Add(1)
+	y.queue <- b
+}
+
+// idle reports whether no committed batch waits for the disk.
+func (y *syncer) idle() bool { return y.inflight.Load() == 0 }
 
 // err is the fsync failure that stopped writes, or nil.
 func (y *syncer) err() error {
@@ -81,6 +97,11 @@ func (y *syncer) err() error {
 // is closed.
 func (y *syncer) run(s *Store) {
 	defer close(y.done)
+	defer func() {
+		if y.wal != nil {
+			y.wal.Close()
+		}
+	}()
 	for b := range y.queue {
 		pending := []*durableBatch{b}
 	more:
@@ -116,6 +137,12 @@ func (y *syncer) run(s *Store) {
 				}
 			}
 		}
+		if y.inflight.Add(-int32(len(pending))) == 0 {
+			select {
+			case y.free <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
@@ -137,32 +164,44 @@ var errNotDurable = errors.New("the disk did not confirm a write; restart potrac
 
 // flush makes every WAL frame written so far durable.
 func (y *syncer) flush() error {
-	f, err := os.Open(y.walPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		// No WAL: SQLite checkpointed it into the database, synced, and
-		// removed it.
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := y.sync(f); err != nil {
-		return err
-	}
-	// A new WAL file is durable only once its directory entry is: flush
-	// the folder the first time each WAL file is met.
-	info, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if y.seen == nil || !os.SameFile(y.seen, info) {
-		if err := syncDir(filepath.Dir(y.walPath)); err != nil {
+	if y.wal == nil {
+		f, err := os.Open(y.walPath)
+		if errors.Is(err, fs.ErrNotExist) {
+			// No WAL: SQLite checkpointed it into the database, synced,
+			// and removed it.
+			return nil
+		}
+		if err != nil {
 			return err
 		}
-		y.seen = info
+		info, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return err
+		}
+		// A new WAL file is durable only once its directory entry is.
+		if err := syncDir(filepath.Dir(y.walPath)); err != nil {
+			f.Close()
+			return err
+		}
+		y.wal, y.walInfo = f, info
 	}
-	return nil
+	if err := y.sync(y.wal); err != nil {
+		return err
+	}
+	// SQLite removes the WAL when its last connection closes (after a
+	// checkpoint into the synced database) and may create a new one: the
+	// file flushed must still be the one it writes.
+	info, err := os.Stat(y.walPath)
+	if err == nil && os.SameFile(info, y.walInfo) {
+		return nil
+	}
+	y.wal.Close()
+	y.wal = nil
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return y.flush()
 }
 
 func syncDir(dir string) error {

@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -12,52 +14,63 @@ import (
 )
 
 // TestAnswerWaitsForTheDisk: a write is answered only after the WAL was
-// flushed following its commit, and the writer commits the next batch
-// meanwhile.
+// flushed following its commit, and writes that arrive while a flush runs
+// share the next batch, committed when the disk is free.
 func TestAnswerWaitsForTheDisk(t *testing.T) {
 	s, _ := openTest(t)
 	ctx := context.Background()
 	entered, release := make(chan struct{}, 16), make(chan struct{})
-	var syncs atomic.Int32
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before Close, on failure too
 	s.durable.sync = func(f *os.File) error {
-		syncs.Add(1)
 		entered <- struct{}{}
 		<-release
 		return fdatasync(f)
 	}
+	var sizes []int
+	var mu sync.Mutex
+	s.Batches = func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }
+
 	first := make(chan error, 1)
 	go func() { first <- s.Write(ctx, func(tx *Tx) error { return tx.SetSetting("first", "1") }) }()
 	<-entered // the first batch is committed and its flush has begun
 
-	// The writer is free: a second write commits while the disk works.
-	second := make(chan error, 1)
-	go func() { second <- s.Write(ctx, func(tx *Tx) error { return tx.SetSetting("second", "2") }) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if v, err := s.Setting(ctx, "second"); err == nil && v == "2" {
-			break
-		}
+	const n = 10
+	var ran atomic.Int32
+	later := make(chan error, n)
+	for i := range n {
+		go func() {
+			later <- s.Write(ctx, func(tx *Tx) error { ran.Add(1); return tx.SetSetting(fmt.Sprint("later", i), "1") })
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ran.Load() < n; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("the second write did not commit while the first batch's flush was pending")
+			t.Fatalf("%d of %d writes ran while the disk was busy", ran.Load(), n)
 		}
-		time.Sleep(time.Millisecond)
 	}
 	select {
 	case err := <-first:
 		t.Fatalf("the first write was answered (%v) before its flush returned", err)
-	case err := <-second:
-		t.Fatalf("the second write was answered (%v) before any flush after its commit", err)
+	case err := <-later:
+		t.Fatalf("a later write was answered (%v) before any flush after its commit", err)
 	default:
 	}
-	close(release)
+	if _, err := s.Setting(ctx, "later0"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a later write committed while the disk was busy (%v): its batch should wait for the disk", err)
+	}
+	once.Do(func() { close(release) })
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	if err := <-second; err != nil {
-		t.Fatal(err)
+	for range n {
+		if err := <-later; err != nil {
+			t.Fatal(err)
+		}
 	}
-	if n := syncs.Load(); n < 2 {
-		t.Fatalf("%d flushes for two batches committed apart", n)
+	mu.Lock()
+	defer mu.Unlock()
+	if sizes[len(sizes)-1] != n {
+		t.Fatalf("batches %v: want the %d writes that arrived during the flush in one", sizes, n)
 	}
 }
 
@@ -154,5 +167,48 @@ func TestDirtyFailureReplaysTheBatch(t *testing.T) {
 	}
 	if _, err := s.Partner(ctx, "prog", PartnerRef{Key: "undone"}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the failed write's row was kept: %v", err)
+	}
+}
+
+// TestCheckpointsOffTheWriter: the writer never checkpoints; the
+// checkpointer copies the WAL into the database file soon after writes.
+func TestCheckpointsOffTheWriter(t *testing.T) {
+	s, path := openTest(t)
+	ctx := context.Background()
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var auto int
+	if err := s.write.QueryRow("PRAGMA wal_autocheckpoint").Scan(&auto); err != nil || auto != 0 {
+		t.Fatalf("the writer's wal_autocheckpoint is %d (%v), want 0", auto, err)
+	}
+	value := strings.Repeat("x", 1000)
+	for i := range 20 {
+		err := s.Write(ctx, func(tx *Tx) error {
+			for j := range 100 {
+				if err := tx.SetSetting(fmt.Sprint("k", i, "-", j), value); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// About 2 MB of rows, more than the 1,000 pages after which SQLite's
+	// own checkpoint would have run inside a commit.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size() > before.Size()+1<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the database file is %d bytes after 2 MB of writes: no checkpoint copied the WAL", info.Size())
+		}
 	}
 }

@@ -36,12 +36,13 @@ type Store struct {
 	read  *sql.DB
 	write *sql.DB
 
-	queue   chan *writeReq
-	clicks  chan *writeReq // clicks.go
-	mu      sync.RWMutex   // guards closed against concurrent Write/Close
-	closed  bool
-	stopped chan struct{}
-	durable *syncer // durable.go
+	queue      chan *writeReq
+	clicks     chan *writeReq // clicks.go
+	mu         sync.RWMutex   // guards closed against concurrent Write/Close
+	closed     bool
+	stopped    chan struct{}
+	durable    *syncer       // durable.go
+	checkpoint *checkpointer // checkpoint.go
 
 	// Batches reports the size of every group the writer ran (clicks
 	// included), committed or not, for metrics.
@@ -99,6 +100,13 @@ func Open(path string) (*Store, error) {
 		write.Close()
 		return nil, fmt.Errorf("open %s: %s", path, Describe(err))
 	}
+	// The checkpointer copies the WAL back into the database (see
+	// checkpoint.go). The setting is the connection's: should
+	// database/sql ever replace it, the new one checkpoints by itself.
+	if _, err := write.Exec("PRAGMA wal_autocheckpoint = 0"); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open %s: %s", path, Describe(err))
+	}
 	// A damaged file is refused at start, not found out by the first
 	// writes that fail on it.
 	if problems, err := checkDB(write, "quick_check"); err != nil || len(problems) > 0 {
@@ -118,6 +126,12 @@ func Open(path string) (*Store, error) {
 		return nil, err
 	}
 	read.SetMaxOpenConns(8)
+	ckpt, err := newCheckpointer(dsn)
+	if err != nil {
+		read.Close()
+		write.Close()
+		return nil, err
+	}
 
 	s := &Store{
 		stmts:       statements{prepared: map[string]*sql.Stmt{}, queued: map[string]bool{}},
@@ -128,14 +142,17 @@ func Open(path string) (*Store, error) {
 		clicks:      make(chan *writeReq, 4096),
 		stopped:     make(chan struct{}),
 		durable:     newSyncer(path),
+		checkpoint:  ckpt,
 	}
 	// The migrations committed without waiting for the disk.
 	if err := s.durable.flush(); err != nil {
+		ckpt.db.Close()
 		read.Close()
 		write.Close()
 		return nil, fmt.Errorf("open %s: %s", path, Describe(err))
 	}
 	go s.durable.run(s)
+	go s.checkpoint.run()
 	go s.writer()
 	return s, nil
 }
@@ -169,7 +186,7 @@ func (s *Store) Close() error {
 	close(s.clicks)
 	s.mu.Unlock()
 	<-s.stopped
-	return errors.Join(s.read.Close(), s.write.Close())
+	return errors.Join(s.checkpoint.close(), s.read.Close(), s.write.Close())
 }
 
 // Write runs fn inside the shared write transaction and returns once that
@@ -200,67 +217,155 @@ func (s *Store) writer() {
 	defer close(s.stopped)
 	defer func() { <-s.durable.done }()
 	defer close(s.durable.queue)
-	queue, clicks := s.queue, s.clicks
-	for queue != nil || clicks != nil {
-		var batch []*writeReq
-		select {
-		case r, ok := <-clicks:
-			if !ok {
-				clicks = nil
-				continue
-			}
-			batch = append(batch, r)
-		case r, ok := <-queue:
-			if !ok {
-				queue = nil
-				continue
-			}
-			batch = append(batch, r)
+	in := &intake{queue: s.queue, clicks: s.clicks, disk: s.durable}
+	for {
+		first := in.next()
+		if first == nil {
+			break
 		}
-		// Every waiting click joins the batch, however many writes wait
-		// ahead of it: clicks never queue behind sales.
-		writes := 0
-		if batch[0].click == nil {
-			writes = 1
-		}
-		batch = drain(clicks, batch, maxClickBatch+writes)
-		batch = drain(queue, batch, len(batch)+maxBatch-writes)
 		s.prepareQueued()
-		s.commit(batch)
+		s.commit(in, first)
 	}
 	s.closeStatements()
 }
 
-// drain appends what ch holds now, up to max requests in batch.
-func drain(ch chan *writeReq, batch []*writeReq, max int) []*writeReq {
-	for ch != nil && len(batch) < max {
-		select {
-		case r, ok := <-ch:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, r)
-		default:
-			return batch
-		}
-	}
-	return batch
+// intake hands the writer its requests: clicks ahead of other writes, at
+// most maxBatch writes and maxClickBatch clicks a batch.
+//
+// A batch stays open while the disk is busy. Its writes cannot be answered
+// before a flush that starts after their commit, and the flush under way
+// must end first: committing a small batch now would cost a commit, and
+// soon a flush, of its own and gain nothing. So while a flush is running,
+// requests that arrive join the open batch, and it commits when the disk
+// is free (or the batch is full). An idle disk gets every batch at once.
+type intake struct {
+	queue, clicks  chan *writeReq // nil once closed
+	writes, nclick int            // in the open batch
+	disk           *syncer
 }
 
-func (s *Store) commit(batch []*writeReq) {
-	results, err := s.runBatch(batch, false)
+// next waits for the first request of a batch; nil once both queues are
+// closed and empty.
+func (in *intake) next() *writeReq {
+	in.writes, in.nclick = 0, 0
+	for in.queue != nil || in.clicks != nil {
+		// A waiting click goes first, however many writes wait.
+		if in.clicks != nil {
+			if r, ok, waiting := poll(in.clicks); waiting {
+				if r = in.take(r, ok, &in.clicks); r != nil {
+					return r
+				}
+				continue
+			}
+		}
+		select {
+		case r, ok := <-in.clicks:
+			if r = in.take(r, ok, &in.clicks); r != nil {
+				return r
+			}
+		case r, ok := <-in.queue:
+			if r = in.take(r, ok, &in.queue); r != nil {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// take counts a received request, or forgets a closed channel.
+func (in *intake) take(r *writeReq, ok bool, ch *chan *writeReq) *writeReq {
+	if !ok {
+		*ch = nil
+		return nil
+	}
+	if r.click != nil {
+		in.nclick++
+	} else {
+		in.writes++
+	}
+	return r
+}
+
+// more returns the requests that join the open batch: those waiting now,
+// or, while the disk is busy, the next to arrive. None means commit.
+func (in *intake) more() []*writeReq {
+	var got []*writeReq
+	for in.clicks != nil && in.nclick < maxClickBatch {
+		r, ok, waiting := poll(in.clicks)
+		if !waiting {
+			break
+		}
+		if r = in.take(r, ok, &in.clicks); r != nil {
+			got = append(got, r)
+		}
+	}
+	for in.queue != nil && in.writes < maxBatch {
+		r, ok, waiting := poll(in.queue)
+		if !waiting {
+			break
+		}
+		if r = in.take(r, ok, &in.queue); r != nil {
+			got = append(got, r)
+		}
+	}
+	if len(got) > 0 || in.disk.idle() {
+		return got
+	}
+	clicks, queue := in.clicks, in.queue
+	if in.nclick >= maxClickBatch {
+		clicks = nil
+	}
+	if in.writes >= maxBatch {
+		queue = nil
+	}
+	if clicks == nil && queue == nil {
+		return nil
+	}
+	select {
+	case r, ok := <-clicks:
+		if r = in.take(r, ok, &in.clicks); r != nil {
+			return []*writeReq{r}
+		}
+		return in.more()
+	case r, ok := <-queue:
+		if r = in.take(r, ok, &in.queue); r != nil {
+			return []*writeReq{r}
+		}
+		return in.more()
+	case <-in.disk.free:
+		return nil
+	}
+}
+
+// poll receives from ch without waiting; waiting reports whether there
+// was anything (a request, or the channel's close).
+func poll(ch chan *writeReq) (r *writeReq, ok, waiting bool) {
+	select {
+	case r, ok = <-ch:
+		return r, ok, true
+	default:
+		return nil, false, false
+	}
+}
+
+// commit runs a batch that starts with first and takes in what arrives
+// while it is open, and hands it to the syncer.
+func (s *Store) commit(in *intake, first *writeReq) {
+	batch := []*writeReq{first}
+	results, err := s.runBatch(in, &batch, false)
 	if errors.Is(err, errReplay) {
 		// A write failed after changing rows. Without a savepoint its
 		// changes cannot be undone alone: the batch was rolled back and
 		// runs again, each write under its own savepoint.
-		results, err = s.runBatch(batch, true)
+		results, err = s.runBatch(nil, &batch, true)
 	}
 	if s.Batches != nil {
 		s.Batches(len(batch))
 	}
 	if err == nil {
+		s.checkpoint.commits.Add(1)
 		// Answered once the disk holds the batch (durable.go).
-		s.durable.queue <- &durableBatch{batch: batch, results: results}
+		s.durable.send(&durableBatch{batch: batch, results: results})
 		return
 	}
 	s.noteCommit(err)
@@ -286,11 +391,14 @@ var errReplay = errors.New("replay the batch with savepoints")
 // batch again with a savepoint per write (careful), where that write is
 // undone alone. A write's function may therefore run twice; it must only
 // assign its results, never accumulate them.
-func (s *Store) runBatch(batch []*writeReq, careful bool) ([]error, error) {
+//
+// in, when not nil, adds the requests that arrive while the batch is open
+// (see intake); the batch's requests end up in *batchp either way.
+func (s *Store) runBatch(in *intake, batchp *[]*writeReq, careful bool) ([]error, error) {
 	if err := s.durable.err(); err != nil {
 		return nil, err
 	}
-	results := make([]error, len(batch))
+	results := make([]error, 0, len(*batchp))
 	sqlTx, err := s.write.Begin()
 	if err != nil {
 		return nil, err
@@ -303,33 +411,46 @@ func (s *Store) runBatch(batch []*writeReq, careful bool) ([]error, error) {
 			s.programs.invalidate()
 		}
 	}()
-	for i, r := range batch {
+	for i := 0; ; i++ {
+		if i == len(*batchp) {
+			if in == nil {
+				break
+			}
+			more := in.more()
+			if len(more) == 0 {
+				break
+			}
+			*batchp = append(*batchp, more...)
+		}
+		r := (*batchp)[i]
 		if r.ctx.Err() != nil {
-			results[i] = r.ctx.Err()
+			results = append(results, r.ctx.Err())
 			continue
 		}
 		if r.click != nil {
-			results[i] = tx.insertClick(r.ctx, r.click)
-			if results[i] != nil && !isConstraint(results[i]) {
+			err := tx.insertClick(r.ctx, r.click)
+			if err != nil && !isConstraint(err) {
 				// A full disk, an I/O error or no memory makes SQLite roll
 				// back the whole transaction, not the statement: the batch
 				// is gone, so every write of it fails.
 				sqlTx.Rollback()
-				return nil, fmt.Errorf("%w: %w", errUndoFailed, results[i])
+				return nil, fmt.Errorf("%w: %w", errUndoFailed, err)
 			}
+			results = append(results, err)
 			continue
 		}
-		results[i] = tx.run(r.ctx, r.fn)
+		err := tx.run(r.ctx, r.fn)
 		if tx.broken != nil {
 			// A failed write could not be undone: its partial rows must
 			// not commit with the others, so none commit.
 			sqlTx.Rollback()
 			return nil, tx.broken
 		}
-		if results[i] != nil && tx.dirty && !careful {
+		if err != nil && tx.dirty && !careful {
 			sqlTx.Rollback()
 			return nil, errReplay
 		}
+		results = append(results, err)
 	}
 	return results, sqlTx.Commit()
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -256,6 +257,19 @@ func serve(ctx context.Context, cfg server.Config, stdout io.Writer) error {
 	fmt.Fprint(stdout, srv.Banner())
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if path := os.Getenv("POTRACK_CPUPROFILE"); path != "" {
+		// For docs/performance.md: a CPU profile of the whole server
+		// under load, written when it stops.
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("POTRACK_CPUPROFILE: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("POTRACK_CPUPROFILE: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	slog.Info("potrack listening", "addr", ln.Addr().String(), "db", cfg.DB)
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err

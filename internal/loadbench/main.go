@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -134,7 +135,14 @@ type server struct {
 	addr string
 }
 
-func (s *server) stop() { s.cmd.Process.Kill(); s.cmd.Wait() }
+// stop asks the server to shut down (so POTRACK_CPUPROFILE is written),
+// and kills it if it has not within ten seconds.
+func (s *server) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.AfterFunc(10*time.Second, func() { s.cmd.Process.Kill() })
+	s.cmd.Wait()
+	t.Stop()
+}
 
 func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -185,10 +186,12 @@ func decodeStrictJSON(c *fiber.Ctx, v any) error { return decodeBody(c, v, true)
 func decodeBody(c *fiber.Ctx, v any, strict bool) error {
 	// Never c.Body(): it inflates a Content-Encoding without a bound.
 	body := c.Request().Body()
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return errBadRequest.WithMessage("The request body is empty; send a JSON object.")
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	// Decoded values never point into body (strings and RawMessages are
+	// copies), so Fiber may reuse its buffer afterwards.
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if strict {
 		dec.DisallowUnknownFields()
 	}

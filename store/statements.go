@@ -25,13 +25,26 @@ type statements struct {
 	queued   map[string]bool
 }
 
-// stmt returns the prepared statement for query, or nil after queueing it
-// to be prepared.
-func (t *Tx) stmt(query string) *sql.Stmt {
-	st := t.s.stmts.prepared[query]
-	if st == nil && len(t.s.stmts.prepared)+len(t.s.stmts.queued) < maxPrepared {
-		t.s.stmts.queued[query] = true
+// stmt returns the prepared statement for query bound to the batch's
+// transaction, or nil after queueing it to be prepared. Binding
+// (Tx.StmtContext) allocates and locks, so each statement is bound once a
+// batch.
+func (t *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st := t.bound[query]; st != nil {
+		return st
 	}
+	st := t.s.stmts.prepared[query]
+	if st == nil {
+		if len(t.s.stmts.prepared)+len(t.s.stmts.queued) < maxPrepared {
+			t.s.stmts.queued[query] = true
+		}
+		return nil
+	}
+	if t.bound == nil {
+		t.bound = map[string]*sql.Stmt{}
+	}
+	st = t.tx.StmtContext(ctx, st)
+	t.bound[query] = st
 	return st
 }
 
@@ -57,8 +70,8 @@ func (s *Store) closeStatements() {
 // undoes the statement alone.
 func (t *Tx) exec(query string, args ...any) (res sql.Result, err error) {
 	ctx := context.WithoutCancel(t.ctx)
-	if st := t.stmt(query); st != nil {
-		res, err = t.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	if st := t.stmt(ctx, query); st != nil {
+		res, err = st.ExecContext(ctx, args...)
 	} else {
 		res, err = t.tx.ExecContext(ctx, query, args...)
 	}
@@ -89,16 +102,16 @@ func (q txQuerier) noteChange(query string) {
 
 func (q txQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	q.noteChange(query)
-	if st := q.t.stmt(query); st != nil {
-		return q.t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	if st := q.t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
 	return q.t.tx.QueryRowContext(ctx, query, args...)
 }
 
 func (q txQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	q.noteChange(query)
-	if st := q.t.stmt(query); st != nil {
-		return q.t.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	if st := q.t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
 	}
 	return q.t.tx.QueryContext(ctx, query, args...)
 }

@@ -471,6 +471,8 @@ type Tx struct {
 	// noPending holds the programs this batch found without kept gateway
 	// sales (pending_sales.go).
 	noPending map[string]bool
+	// bound holds the prepared statements bound to this transaction.
+	bound map[string]*sql.Stmt
 	// newPartners holds the partners this batch created (Tx.Partner).
 	newPartners map[int64]bool
 	// careful: every write runs under a savepoint (see runBatch).

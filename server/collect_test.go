@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -970,4 +971,44 @@ func TestCollectClickOffOrigin(t *testing.T) {
 			status: 202, answer: "ignored", cors: true, stored: clicks(5)},
 		{name: "no url", body: noURL, status: 202, answer: "ignored", cors: true, stored: clicks(5)},
 	})
+}
+
+// TestNewSaleCostsThreeStatements: a browser sale of a new customer
+// referred by a known partner claims the customer, claims the key and
+// inserts the reward; one more read per batch asks whether gateway sales
+// wait for new customers. Read from potrack_store_statements_total.
+func TestNewSaleCostsThreeStatements(t *testing.T) {
+	f := newCollectFixture(t)
+	statements := func() int {
+		t.Helper()
+		m := f.ts.request("GET", "/metrics", "")
+		for _, line := range strings.Split(m.Body, "\n") {
+			if v, ok := strings.CutPrefix(line, "potrack_store_statements_total "); ok {
+				n, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("metric line %q", line)
+				}
+				return int(n)
+			}
+		}
+		t.Fatalf("no potrack_store_statements_total in /metrics")
+		return 0
+	}
+	sale := func(key string) {
+		t.Helper()
+		body := collectBody(f.shop.ID, "transactions.create", "alice",
+			`{"key":"`+key+`","amount":"10.00","customer":{"key":"c_`+key+`"},"options":{"create_customer":true}}`)
+		if r := f.ts.request("POST", "/collect", body, "Origin", shopOrigin); r.Status != 201 {
+			t.Fatalf("sale %s: %d %s", key, r.Status, r.Body)
+		}
+	}
+	sale("warm") // programs and partners come from memory from now on
+	before := statements()
+	sale("order_1")
+	if n := statements() - before; n != 4 {
+		t.Fatalf("a new sale ran %d statements, want 4 (3 + the per-batch read)", n)
+	}
+	if n := f.ts.count(`SELECT count(*) FROM rewards r JOIN transactions t ON t.id = r.transaction_id WHERE t.key = 'order_1'`); n != 1 {
+		t.Fatalf("%d rewards stored for the sale", n)
+	}
 }

@@ -78,6 +78,15 @@ func (m *metrics) handler() fiber.Handler {
 	return adaptor.HTTPHandler(promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
 }
 
+// storeStatements exports the statements the writer ran, read when
+// scraped: divided by the writes, what each costs.
+func (m *metrics) storeStatements(n func() int64) {
+	m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "potrack_store_statements_total",
+		Help: "SQL statements run by writes (BEGIN and COMMIT not counted).",
+	}, func() float64 { return float64(n()) }))
+}
+
 // openConns exports the number of open connections, read when scraped.
 func (m *metrics) openConns(open func() int) {
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -58,6 +58,7 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{cfg: cfg, store: st, metrics: newMetrics()}
 	st.Batches = func(n int) { s.metrics.batches.Observe(float64(n)) }
+	s.metrics.storeStatements(st.Statements)
 
 	var err error
 	if s.limits, err = newRateLimits(cfg); err != nil {

@@ -48,6 +48,11 @@ func (t *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
 	return st
 }
 
+// Statements is how many SQL statements writes have run since the store
+// opened (a savepoint and its release count; BEGIN and COMMIT do not):
+// per write, the cost of the write path's decisions.
+func (s *Store) Statements() int64 { return s.statements.Load() }
+
 // prepareQueued prepares the statements met in earlier batches, between
 // batches, when the connection is free.
 func (s *Store) prepareQueued() {
@@ -69,6 +74,7 @@ func (s *Store) closeStatements() {
 // on (see runBatch), unless the statement failed on a constraint, which
 // undoes the statement alone.
 func (t *Tx) exec(query string, args ...any) (res sql.Result, err error) {
+	t.s.statements.Add(1)
 	ctx := context.WithoutCancel(t.ctx)
 	if st := t.stmt(ctx, query); st != nil {
 		res, err = st.ExecContext(ctx, args...)
@@ -101,6 +107,7 @@ func (q txQuerier) noteChange(query string) {
 }
 
 func (q txQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	q.t.s.statements.Add(1)
 	q.noteChange(query)
 	if st := q.t.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
@@ -109,6 +116,7 @@ func (q txQuerier) QueryRowContext(ctx context.Context, query string, args ...an
 }
 
 func (q txQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	q.t.s.statements.Add(1)
 	q.noteChange(query)
 	if st := q.t.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -47,6 +48,8 @@ type Store struct {
 	// Batches reports the size of every group the writer ran (clicks
 	// included), committed or not, for metrics.
 	Batches func(size int)
+	// statements counts the statements writes ran (Statements).
+	statements atomic.Int64
 
 	health      healthState
 	healthFresh time.Duration

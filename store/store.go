@@ -245,7 +245,12 @@ type intake struct {
 	queue, clicks  chan *writeReq // nil once closed
 	writes, nclick int            // in the open batch
 	disk           *syncer
+	nap            *time.Timer
 }
+
+// napFor is how long an open batch waits for more requests while the disk
+// is busy.
+const napFor = 500 * time.Microsecond
 
 // next waits for the first request of a batch; nil once both queues are
 // closed and empty.
@@ -314,28 +319,22 @@ func (in *intake) more() []*writeReq {
 	if len(got) > 0 || in.disk.idle() {
 		return got
 	}
-	clicks, queue := in.clicks, in.queue
-	if in.nclick >= maxClickBatch {
-		clicks = nil
-	}
-	if in.writes >= maxBatch {
-		queue = nil
-	}
-	if clicks == nil && queue == nil {
+	full := in.nclick >= maxClickBatch && in.writes >= maxBatch
+	if full || (in.clicks == nil && in.queue == nil) {
 		return nil
 	}
+	// Nap rather than wake for every request: each wake-up is a thread
+	// switch, dearer than the insert it serves.
+	if in.nap == nil {
+		in.nap = time.NewTimer(napFor)
+	} else {
+		in.nap.Reset(napFor)
+	}
 	select {
-	case r, ok := <-clicks:
-		if r = in.take(r, ok, &in.clicks); r != nil {
-			return []*writeReq{r}
-		}
-		return in.more()
-	case r, ok := <-queue:
-		if r = in.take(r, ok, &in.queue); r != nil {
-			return []*writeReq{r}
-		}
+	case <-in.nap.C:
 		return in.more()
 	case <-in.disk.free:
+		in.nap.Stop()
 		return nil
 	}
 }

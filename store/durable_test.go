@@ -22,7 +22,9 @@ func TestAnswerWaitsForTheDisk(t *testing.T) {
 	entered, release := make(chan struct{}, 16), make(chan struct{})
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before Close, on failure too
+	var synced atomic.Value
 	s.durable.sync = func(f *os.File) error {
+		synced.Store(f.Name())
 		entered <- struct{}{}
 		<-release
 		return fdatasync(f)
@@ -34,6 +36,9 @@ func TestAnswerWaitsForTheDisk(t *testing.T) {
 	first := make(chan error, 1)
 	go func() { first <- s.Write(ctx, func(tx *Tx) error { return tx.SetSetting("first", "1") }) }()
 	<-entered // the first batch is committed and its flush has begun
+	if name, _ := synced.Load().(string); !strings.HasSuffix(name, "p.db-wal") {
+		t.Fatalf("flushed %q, want the database's WAL", name)
+	}
 
 	const n = 10
 	var ran atomic.Int32

@@ -116,10 +116,7 @@ func (s *Server) checkAdminToken(c *fiber.Ctx, presented string) error {
 	if secretMatches(presented, s.adminHash) {
 		return nil
 	}
-	lc, err := s.limits.adminGuess.Get(c.UserContext(), "admin:"+ipLimitKey(s.clientIP(c)))
-	if err != nil {
-		return err
-	}
+	lc, _ := s.limits.adminGuess.take(c.UserContext(), "admin:"+ipLimitKey(s.clientIP(c)))
 	if lc.Reached {
 		setLimitHeaders(c, lc)
 		return errRateLimited.WithMessage("Too many wrong admin tokens from your address; try again after the time in Retry-After.")

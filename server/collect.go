@@ -113,11 +113,10 @@ func (s *Server) collectCall(c *fiber.Ctx) (typ string, status int, answer colle
 	// The body's encoding and size were checked before it was read
 	// (guardBody).
 	ctx := c.UserContext()
-	ipBudget, err := s.limits.perIP.Get(ctx, ipLimitKey(s.clientIP(c)))
-	if err != nil {
-		return typ, 0, answer, err
+	ipBudget, ipChecked := s.limits.perIP.take(ctx, ipLimitKey(s.clientIP(c)))
+	if ipChecked {
+		setLimitHeaders(c, ipBudget)
 	}
-	setLimitHeaders(c, ipBudget)
 	if ipBudget.Reached {
 		return typ, 0, answer, errRateLimited
 	}
@@ -146,11 +145,8 @@ func (s *Server) collectCall(c *fiber.Ctx) (typ string, status int, answer colle
 	// From here on the browser may read the answer, errors included.
 	c.Set(fiber.HeaderAccessControlAllowOrigin, origin)
 
-	programBudget, err := s.limits.perProgram.Get(ctx, "program:"+p.ID)
-	if err != nil {
-		return typ, 0, answer, err
-	}
-	if programBudget.Reached || programBudget.Remaining < ipBudget.Remaining {
+	programBudget, programChecked := s.limits.perProgram.take(ctx, "program:"+p.ID)
+	if programChecked && (programBudget.Reached || !ipChecked || programBudget.Remaining < ipBudget.Remaining) {
 		setLimitHeaders(c, programBudget)
 	}
 	if programBudget.Reached {
@@ -393,11 +389,10 @@ func limitKey(k string) string {
 // then checks the program's own list.
 func (s *Server) collectPreflight(c *fiber.Ctx) error {
 	c.Vary(fiber.HeaderOrigin)
-	budget, err := s.limits.perIP.Get(c.UserContext(), ipLimitKey(s.clientIP(c)))
-	if err != nil {
-		return err
+	budget, checked := s.limits.perIP.take(c.UserContext(), ipLimitKey(s.clientIP(c)))
+	if checked {
+		setLimitHeaders(c, budget)
 	}
-	setLimitHeaders(c, budget)
 	if budget.Reached {
 		return errRateLimited
 	}

@@ -12,7 +12,13 @@ type Config struct {
 	AdminToken       string   // when empty, one is generated once and its hash stored
 	RateLimitIP      string   // ulule/limiter format, per client IP on /collect
 	RateLimitProgram string   // ulule/limiter format, per program on /collect
-	Demo             bool     // seed demo data into a new database
+	// Redis, a redis:// URL, keeps the rate limits in Redis so that every
+	// instance shares them; empty: in this process's memory.
+	Redis string
+	// RedisPrefix starts every key potrack writes to Redis ("potrack"
+	// when empty): several deployments, or tests, may share one Redis.
+	RedisPrefix string
+	Demo        bool // seed demo data into a new database
 
 	// Connections and timeouts (listener.go, bodies.go): what one client
 	// may hold, and how long the server waits for it.

@@ -21,6 +21,7 @@ type metrics struct {
 	collected *prometheus.CounterVec
 
 	refusedConns *prometheus.CounterVec // connections closed at accept, by cap
+	unchecked    *prometheus.CounterVec // calls let through, Redis unreachable
 }
 
 func newMetrics() *metrics {
@@ -48,8 +49,12 @@ func newMetrics() *metrics {
 			Name: "potrack_connections_refused_total",
 			Help: "Connections closed as soon as they were accepted, by the cap they hit (total, per_ip).",
 		}, []string{"cap"}),
+		unchecked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "potrack_ratelimit_unchecked_total",
+			Help: "Calls let through without a rate-limit check because Redis could not be reached, by limit (ip, program, admin_guess).",
+		}, []string{"limit"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.batches, m.collected, m.refusedConns,
+	m.registry.MustRegister(m.requests, m.latency, m.batches, m.collected, m.refusedConns, m.unchecked,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

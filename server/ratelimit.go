@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -17,10 +18,11 @@ import (
 // traffic cannot starve the others of the single writer); and the budget of
 // wrong admin tokens per client IP.
 type rateLimits struct {
-	perIP      *limiter.Limiter
-	perProgram *limiter.Limiter
-	adminGuess *limiter.Limiter
+	perIP      *budget
+	perProgram *budget
+	adminGuess *budget
 	proxies    trustedProxies
+	shared     *redisLimits // nil: the budgets live in this process
 }
 
 // adminGuessRate answers wrong admin tokens past ten a minute per client IP
@@ -31,9 +33,11 @@ type rateLimits struct {
 // generated one carries 160 random bits).
 var adminGuessRate = limiter.Rate{Period: time.Minute, Limit: 10}
 
-// newRateLimits parses the configured rates and proxies, so a typo in a
-// flag stops the server at start instead of failing every request.
-func newRateLimits(cfg Config) (*rateLimits, error) {
+// newRateLimits parses the configured rates, proxies and Redis URL, so a
+// typo in a flag stops the server at start instead of failing every
+// request. unchecked counts a call let through because Redis could not be
+// asked (see redisLimits).
+func newRateLimits(cfg Config, unchecked func(limit string)) (*rateLimits, error) {
 	ipRate, err := limiter.NewRateFromFormatted(cfg.RateLimitIP)
 	if err != nil {
 		return nil, fmt.Errorf("rate limit per IP %q (want e.g. 120-M): %w", cfg.RateLimitIP, err)
@@ -46,14 +50,53 @@ func newRateLimits(cfg Config) (*rateLimits, error) {
 	if err != nil {
 		return nil, err
 	}
-	// One store for both: the key prefixes keep them apart.
-	st := memory.NewStoreWithOptions(limiter.StoreOptions{Prefix: "collect", CleanUpInterval: time.Minute})
-	return &rateLimits{
-		perIP:      limiter.New(st, ipRate),
-		perProgram: limiter.New(st, programRate),
-		adminGuess: limiter.New(st, adminGuessRate),
-		proxies:    proxies,
-	}, nil
+	r := &rateLimits{proxies: proxies}
+	if cfg.Redis != "" {
+		if r.shared, err = newRedisLimits(cfg.Redis, cfg.RedisPrefix, unchecked); err != nil {
+			return nil, err
+		}
+	}
+	// One store for all: the key prefixes keep them apart.
+	mem := memory.NewStoreWithOptions(limiter.StoreOptions{Prefix: "collect", CleanUpInterval: time.Minute})
+	b := func(name string, rate limiter.Rate) *budget {
+		return &budget{name: name, rate: rate, mem: limiter.New(mem, rate), shared: r.shared}
+	}
+	r.perIP, r.perProgram, r.adminGuess = b("ip", ipRate), b("program", programRate), b("admin_guess", adminGuessRate)
+	return r, nil
+}
+
+// close lets go of Redis, if the limits are there.
+func (r *rateLimits) close() {
+	if r.shared != nil {
+		r.shared.close()
+	}
+}
+
+// budget is one rate limit, kept in this process or in Redis.
+type budget struct {
+	name   string
+	rate   limiter.Rate
+	mem    *limiter.Limiter
+	shared *redisLimits
+}
+
+// take counts a call against key's budget. checked is false when the
+// shared budget could not be read: the call goes through unchecked (see
+// redisLimits), with no budget to report.
+func (b *budget) take(ctx context.Context, key string) (lc limiter.Context, checked bool) {
+	if b.shared == nil {
+		lc, err := b.mem.Get(ctx, key)
+		return lc, err == nil // the memory store does not fail
+	}
+	st, err := b.shared.store()
+	if err == nil {
+		lc, err = limiter.New(st, b.rate).Get(ctx, key)
+	}
+	if err != nil {
+		b.shared.failed(b.name, err)
+		return limiter.Context{}, false
+	}
+	return lc, true
 }
 
 // setLimitHeaders tells the client its budget; on the last straw it also

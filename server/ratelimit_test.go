@@ -1,10 +1,14 @@
 package server
 
 import (
+	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/potrack/potrack/internal/testenv"
 	"github.com/valyala/fasthttp"
 )
 
@@ -95,4 +99,86 @@ func TestParseTrustedProxies(t *testing.T) {
 			t.Errorf("%v contains %s", tc.entries, tc.outside)
 		}
 	}
+}
+
+// TestRedisSharesLimits: with --redis, instances share one budget per
+// client IP and one per admin guesser: two servers allow 4 calls a minute
+// from one IP between them, not 8.
+func TestRedisSharesLimits(t *testing.T) {
+	url, prefix := testenv.Redis(t)
+	shared := func(c *Config) { c.Redis, c.RedisPrefix, c.RateLimitIP = url, prefix, "4-M" }
+	a, b := newTestServer(t, shared), newTestServer(t, shared)
+	body := collectBody("nope", "clicks.create", "alice", "")
+	for i, ts := range []*testServer{a, b, a, b} {
+		r := ts.request("POST", "/collect", body, "Origin", shopOrigin)
+		if r.Status != 404 || r.Header.Get("X-RateLimit-Remaining") != strconv.Itoa(3-i) {
+			t.Fatalf("call %d: %d, remaining %q: %s", i+1, r.Status, r.Header.Get("X-RateLimit-Remaining"), r.Body)
+		}
+	}
+	r := a.request("POST", "/collect", body, "Origin", shopOrigin)
+	if r.Status != 429 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("fifth call from one IP across two instances: %d %s", r.Status, r.Body)
+	}
+	// Wrong admin tokens count on both as well.
+	for i := range 10 {
+		ts := []*testServer{a, b}[i%2]
+		if r := ts.request("GET", "/admin/api/programs", "", "Authorization", "Bearer wrong-token-guess"); r.Status != 401 {
+			t.Fatalf("guess %d: %d", i+1, r.Status)
+		}
+	}
+	if r := b.request("GET", "/admin/api/programs", "", "Authorization", "Bearer wrong-token-guess"); r.Status != 429 {
+		t.Fatalf("eleventh wrong token across two instances: %d", r.Status)
+	}
+	if h := healthz(t, a); h.Status != 200 || !strings.Contains(h.Body, `"status":"ok"`) {
+		t.Fatalf("healthz with Redis answering: %d %s", h.Status, h.Body)
+	}
+}
+
+// TestRedisDownFailsOpen: when Redis cannot be reached, /collect records
+// sales without rate limits, counts every unchecked call, and /healthz says
+// so while staying 200 (a balancer must not drop every instance).
+func TestRedisDownFailsOpen(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "redis://" + ln.Addr().String() + "/0"
+	ln.Close() // nothing listens there now
+	f := newCollectFixture(t, func(c *Config) { c.Redis, c.RateLimitIP = dead, "1-M" })
+	for i := range 3 { // past the 1-a-minute budget, had it been checked
+		body := collectBody(f.shop.ID, "transactions.create", "alice",
+			fmt.Sprintf(`{"key":"down_%d","amount":"5.00","customer":{"key":"c_down_%d"},"options":{"create_customer":true}}`, i, i))
+		r := f.ts.request("POST", "/collect", body, "Origin", shopOrigin)
+		if r.Status != 201 || r.Header.Get("X-RateLimit-Limit") != "" {
+			t.Fatalf("sale %d with Redis down: %d, limit header %q: %s", i, r.Status, r.Header.Get("X-RateLimit-Limit"), r.Body)
+		}
+	}
+	if n := f.ts.count(`SELECT count(*) FROM transactions WHERE key LIKE 'down_%'`); n != 3 {
+		t.Fatalf("%d sales stored with Redis down, want 3", n)
+	}
+	m := f.ts.request("GET", "/metrics", "")
+	if !strings.Contains(m.Body, `potrack_ratelimit_unchecked_total{limit="ip"} 3`) ||
+		!strings.Contains(m.Body, `potrack_ratelimit_unchecked_total{limit="program"} 3`) {
+		t.Fatalf("unchecked calls not counted:\n%s", grepLines(m.Body, "potrack_ratelimit"))
+	}
+	h := healthz(t, f.ts)
+	if h.Status != 200 || !strings.Contains(h.Body, `"status":"degraded"`) || !strings.Contains(h.Body, "without rate limits") ||
+		strings.Contains(h.Body, "127.0.0.1") || strings.Contains(h.Body, "dial") {
+		t.Fatalf("healthz with Redis down: %d %s", h.Status, h.Body)
+	}
+}
+
+func healthz(t *testing.T, ts *testServer) *response {
+	t.Helper()
+	return ts.request("GET", "/healthz", "")
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

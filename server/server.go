@@ -61,7 +61,7 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 	s.metrics.storeStatements(st.Statements)
 
 	var err error
-	if s.limits, err = newRateLimits(cfg); err != nil {
+	if s.limits, err = newRateLimits(cfg, func(limit string) { s.metrics.unchecked.WithLabelValues(limit).Inc() }); err != nil {
 		return nil, err
 	}
 	if s.adminHash, s.GeneratedAdminToken, err = ensureAdminToken(context.Background(), st, cfg.AdminToken); err != nil {
@@ -158,6 +158,13 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "reason": reason})
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
+	if s.limits.shared != nil {
+		if problem := s.limits.shared.problem(); problem != "" {
+			// Still 200: the server records sales; a balancer must not
+			// take every instance out because Redis is down.
+			return c.JSON(fiber.Map{"status": "degraded", "reason": problem})
+		}
+	}
 	return c.JSON(fiber.Map{"status": "ok"})
 }
 
@@ -172,6 +179,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		func(reason string) { s.metrics.refusedConns.WithLabelValues(reason).Inc() })
 	s.metrics.openConns(capped.Open)
 	slog.Info("connection limits", "max_conns", maxConns, "max_conns_per_ip", s.cfg.MaxConnsPerIP, "open_file_limit", fileLimit)
+	defer s.limits.close()
 	errc := make(chan error, 1)
 	go func() { errc <- s.app.Listener(capped) }()
 	select {

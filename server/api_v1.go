@@ -197,6 +197,7 @@ func (s *Server) v1CreateTransactions(c *fiber.Ctx) error {
 	out := make([]*transactionView, len(ins))
 	allReplayed := true
 	err := s.store.Write(c.UserContext(), func(tx *store.Tx) error {
+		allReplayed = true // the function may run twice (store.Write)
 		for i, in := range ins {
 			tr, res, err := tracking.RecordTransaction(tx, p, in, tracking.REST)
 			if err != nil {

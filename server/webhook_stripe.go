@@ -415,8 +415,9 @@ func (s *Server) stripeInvoicePayment(c *fiber.Ctx, p *store.Program, ev stripeE
 	if payments[0] == "" && payments[1] == "" {
 		return stripeAnswer{stripeIgnored, "The invoice payment names no charge or PaymentIntent."}, nil
 	}
-	ans := stripeAnswer{Status: stripeLinked}
+	var ans stripeAnswer
 	err := s.store.Write(c.UserContext(), func(tx *store.Tx) error {
+		ans = stripeAnswer{Status: stripeLinked} // the function may run twice (store.Write)
 		for _, pay := range payments {
 			if pay != "" {
 				if err := tx.LinkPayment(p.ID, pay, invoice); err != nil {

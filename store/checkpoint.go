@@ -23,20 +23,23 @@ import (
 const checkpointEvery = 250 * time.Millisecond
 
 type checkpointer struct {
+	// halted: after a failed fsync the database file must not take in
+	// what the WAL holds (durable.go).
+	halted  func() bool
 	db      *sql.DB
 	commits atomic.Int64 // batches committed since the last checkpoint
 	stop    chan struct{}
 	done    chan struct{}
 }
 
-func newCheckpointer(dsn string) (*checkpointer, error) {
+func newCheckpointer(dsn string, halted func() bool) (*checkpointer, error) {
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxLifetime(0)
-	return &checkpointer{db: db, stop: make(chan struct{}), done: make(chan struct{})}, nil
+	return &checkpointer{halted: halted, db: db, stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 func (c *checkpointer) run() {
@@ -49,7 +52,7 @@ func (c *checkpointer) run() {
 			return
 		case <-tick.C:
 		}
-		if c.commits.Swap(0) == 0 {
+		if c.commits.Swap(0) == 0 || c.halted() {
 			continue
 		}
 		var busy, walPages, copied int

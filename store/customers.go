@@ -41,21 +41,28 @@ func (t *Tx) ClaimCustomer(c *Customer) (created bool, err error) {
 	if c.Partner != nil {
 		partnerID = sql.NullInt64{Int64: c.Partner.ID, Valid: true}
 	}
+	wasDirty := t.dirty
 	res, err := t.exec(`INSERT INTO customers (program_id, key, name, email, partner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (program_id, key) DO NOTHING`,
 		c.ProgramID, c.Key, c.Name, c.Email, partnerID, unix(c.CreatedAt))
 	if err != nil {
 		return false, err
 	}
-	return claimed(res, &c.ID)
+	return t.claimed(res, &c.ID, wasDirty)
 }
 
 // claimed reads an INSERT … ON CONFLICT DO NOTHING's result: whether it
-// inserted, and then the new row's id.
-func claimed(res sql.Result, id *int64) (bool, error) {
+// inserted, and then the new row's id. A taken key changed nothing, so
+// the write is as clean as it was before (see runBatch): a conflict, even
+// a forged one, then costs no replay of its batch.
+func (t *Tx) claimed(res sql.Result, id *int64, wasDirty bool) (bool, error) {
 	n, err := res.RowsAffected()
-	if err != nil || n == 0 {
+	if err != nil {
 		return false, err
+	}
+	if n == 0 {
+		t.dirty = wasDirty
+		return false, nil
 	}
 	*id, err = res.LastInsertId()
 	return err == nil, err

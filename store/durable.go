@@ -3,7 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
-	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -41,9 +41,13 @@ import (
 //
 // A failed fsync is not retried: Linux may have dropped the pages it
 // could not write, so a later fsync that succeeds proves nothing. The
-// store stops accepting writes (every one fails, /healthz reports it)
-// until potrack is restarted and SQLite recovers from what is on disk —
-// the choice PostgreSQL made after the same discovery.
+// store stops accepting writes (every one fails, /healthz reports it) and
+// the checkpointer stops copying the WAL into the database, until potrack
+// is restarted — the choice PostgreSQL made after the same discovery. The
+// writes of the batches that flush covered are answered as failed, but
+// they committed: readers may see them, and whether the disk holds them is
+// unknown. Retries are safe for everything keyed (sales, customers,
+// partners); a retried click may count twice.
 
 // durableBatch is a committed batch waiting for the disk.
 type durableBatch struct {
@@ -66,14 +70,20 @@ type syncer struct {
 	free     chan struct{}
 }
 
-func newSyncer(dbPath string) *syncer {
+// newSyncer flushes the WAL of the database at dbPath. SQLite keeps the
+// WAL beside the file a symbolic link points to, so the link is followed.
+func newSyncer(dbPath string) (*syncer, error) {
+	real, err := filepath.EvalSymlinks(dbPath)
+	if err != nil {
+		return nil, err
+	}
 	return &syncer{
-		walPath: dbPath + "-wal",
+		walPath: real + "-wal",
 		queue:   make(chan *durableBatch, 64),
 		done:    make(chan struct{}),
 		sync:    fdatasync,
 		free:    make(chan struct{}, 1),
-	}
+	}, nil
 }
 
 // send hands a committed batch to the syncer.
@@ -119,8 +129,11 @@ func (y *syncer) run(s *Store) {
 		failed := y.err()
 		if failed == nil {
 			if err := y.flush(); err != nil {
+				slog.Error("a batch of writes could not be made durable; its writes are answered as failed", "err", err)
 				failed = fmt.Errorf("%w: %w", errNotDurable, err)
-				y.failed.Store(&failed)
+				if errors.Is(err, errSyncFailed) {
+					y.failed.Store(&failed)
+				}
 			}
 		}
 		err := failed
@@ -159,20 +172,23 @@ func storageError(pending []*durableBatch) error {
 	return nil
 }
 
-// errNotDurable wraps an fsync failure.
-var errNotDurable = errors.New("the disk did not confirm a write; restart potrack")
+// errNotDurable: a batch could not be made durable. Its writes are
+// answered as failed, though they committed: readers may see them, and
+// they may or may not be on disk. Their keys make retries safe.
+var errNotDurable = errors.New("the disk did not confirm a write")
+
+// errSyncFailed: fdatasync itself failed, which stops every later write.
+var errSyncFailed = errors.New("fsync failed; restart potrack")
 
 // flush makes every WAL frame written so far durable.
 func (y *syncer) flush() error {
 	if y.wal == nil {
+		// While the store is open its connections keep the WAL: a
+		// missing one means SQLite writes elsewhere, and nothing could be
+		// promised.
 		f, err := os.Open(y.walPath)
-		if errors.Is(err, fs.ErrNotExist) {
-			// No WAL: SQLite checkpointed it into the database, synced,
-			// and removed it.
-			return nil
-		}
 		if err != nil {
-			return err
+			return fmt.Errorf("open the WAL: %w", err)
 		}
 		info, err := f.Stat()
 		if err != nil {
@@ -187,7 +203,7 @@ func (y *syncer) flush() error {
 		y.wal, y.walInfo = f, info
 	}
 	if err := y.sync(y.wal); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errSyncFailed, err)
 	}
 	// SQLite removes the WAL when its last connection closes (after a
 	// checkpoint into the synced database) and may create a new one: the
@@ -198,8 +214,8 @@ func (y *syncer) flush() error {
 	}
 	y.wal.Close()
 	y.wal = nil
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	if err != nil {
+		return fmt.Errorf("find the WAL: %w", err)
 	}
 	return y.flush()
 }

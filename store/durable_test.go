@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,6 +111,36 @@ func TestFailedFlushStopsWrites(t *testing.T) {
 	if err := s.Health(ctx); !errors.As(err, &he) || !strings.Contains(he.Reason, "restart") {
 		t.Fatalf("health after a failed flush: %v", err)
 	}
+	if !s.checkpoint.halted() {
+		t.Fatal("the checkpointer still copies the WAL into the database after a failed flush")
+	}
+}
+
+// TestSymlinkedDatabaseIsFlushed: SQLite keeps the WAL beside the file a
+// symbolic link points to; that is the file flushed.
+func TestSymlinkedDatabaseIsFlushed(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	if err := os.Mkdir(real, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "p.db")
+	if err := os.Symlink(filepath.Join(real, "p.db"), link); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var flushed atomic.Value
+	s.durable.sync = func(f *os.File) error { flushed.Store(f.Name()); return fdatasync(f) }
+	if err := s.Write(context.Background(), func(tx *Tx) error { return tx.SetSetting("k", "v") }); err != nil {
+		t.Fatal(err)
+	}
+	if name, _ := flushed.Load().(string); name != filepath.Join(real, "p.db-wal") {
+		t.Fatalf("flushed %q, want the WAL beside the real file", name)
+	}
 }
 
 // TestDirtyFailureReplaysTheBatch: writes run without savepoints; one that
@@ -144,6 +175,33 @@ func TestDirtyFailureReplaysTheBatch(t *testing.T) {
 	}
 	if runs[0].Load() != 1 || runs[1].Load() != 1 {
 		t.Fatalf("a clean failure replayed the batch: runs %d, %d", runs[0].Load(), runs[1].Load())
+	}
+
+	// So does one whose claim found its key taken: it changed nothing.
+	if err := s.Write(ctx, func(tx *Tx) error {
+		return tx.InsertCustomer(&Customer{ProgramID: "prog", Key: "taken"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	release = holdWriter(s, nil)
+	claim := []chan error{write(0, func(tx *Tx) error { return tx.SetSetting("b", "1") })}
+	waitQueued(t, s, 1)
+	claim = append(claim, write(1, func(tx *Tx) error {
+		if created, err := tx.ClaimCustomer(&Customer{ProgramID: "prog", Key: "taken"}); err != nil || created {
+			return fmt.Errorf("claim of a taken key: created %v, %v", created, err)
+		}
+		return errors.New("conflict")
+	}))
+	waitQueued(t, s, 2)
+	release()
+	if err := <-claim[0]; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-claim[1]; err == nil || err.Error() != "conflict" {
+		t.Fatalf("the conflicting write: %v", err)
+	}
+	if runs[0].Load() != 2 || runs[1].Load() != 2 {
+		t.Fatalf("a conflict replayed the batch: runs %d, %d", runs[0].Load(), runs[1].Load())
 	}
 
 	// A write that fails after its first row replays the batch.

@@ -153,8 +153,10 @@ func Describe(err error) string {
 	switch {
 	case errors.Is(err, ErrClosed):
 		return "the server is shutting down"
-	case errors.Is(err, errNotDurable):
+	case errors.Is(err, errSyncFailed):
 		return "the disk failed to confirm a write (fsync); writes are stopped until potrack is restarted"
+	case errors.Is(err, errNotDurable):
+		return "the disk could not confirm a write (see the server log)"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return "the check timed out"
 	case errors.Is(err, syscall.EROFS):

@@ -103,6 +103,13 @@ func Open(path string) (*Store, error) {
 		write.Close()
 		return nil, fmt.Errorf("open %s: %s", path, Describe(err))
 	}
+	// Durability rests on the WAL (durable.go): a filesystem where SQLite
+	// cannot keep one is refused rather than written unsafely.
+	var mode string
+	if err := write.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
+		write.Close()
+		return nil, fmt.Errorf("open %s: SQLite could not switch it to WAL mode (journal mode %q, %v); put the data folder on a local filesystem", path, mode, err)
+	}
 	// The checkpointer copies the WAL back into the database (see
 	// checkpoint.go). The setting is the connection's: should
 	// database/sql ever replace it, the new one checkpoints by itself.
@@ -129,7 +136,13 @@ func Open(path string) (*Store, error) {
 		return nil, err
 	}
 	read.SetMaxOpenConns(8)
-	ckpt, err := newCheckpointer(dsn)
+	durable, err := newSyncer(path)
+	if err != nil {
+		read.Close()
+		write.Close()
+		return nil, fmt.Errorf("open %s: %s", path, Describe(err))
+	}
+	ckpt, err := newCheckpointer(dsn, func() bool { return durable.err() != nil })
 	if err != nil {
 		read.Close()
 		write.Close()
@@ -144,7 +157,7 @@ func Open(path string) (*Store, error) {
 		queue:       make(chan *writeReq, 1024),
 		clicks:      make(chan *writeReq, 4096),
 		stopped:     make(chan struct{}),
-		durable:     newSyncer(path),
+		durable:     durable,
 		checkpoint:  ckpt,
 	}
 	// The migrations committed without waiting for the disk.
@@ -295,47 +308,46 @@ func (in *intake) take(r *writeReq, ok bool, ch *chan *writeReq) *writeReq {
 }
 
 // more returns the requests that join the open batch: those waiting now,
-// or, while the disk is busy, the next to arrive. None means commit.
+// or, while the disk is busy, those that arrive before it is free. None
+// means commit.
 func (in *intake) more() []*writeReq {
-	var got []*writeReq
-	for in.clicks != nil && in.nclick < maxClickBatch {
-		r, ok, waiting := poll(in.clicks)
-		if !waiting {
-			break
+	for {
+		var got []*writeReq
+		for in.clicks != nil && in.nclick < maxClickBatch {
+			r, ok, waiting := poll(in.clicks)
+			if !waiting {
+				break
+			}
+			if r = in.take(r, ok, &in.clicks); r != nil {
+				got = append(got, r)
+			}
 		}
-		if r = in.take(r, ok, &in.clicks); r != nil {
-			got = append(got, r)
+		for in.queue != nil && in.writes < maxBatch {
+			r, ok, waiting := poll(in.queue)
+			if !waiting {
+				break
+			}
+			if r = in.take(r, ok, &in.queue); r != nil {
+				got = append(got, r)
+			}
 		}
-	}
-	for in.queue != nil && in.writes < maxBatch {
-		r, ok, waiting := poll(in.queue)
-		if !waiting {
-			break
+		full := in.nclick >= maxClickBatch || in.writes >= maxBatch
+		if len(got) > 0 || full || in.disk.idle() || (in.clicks == nil && in.queue == nil) {
+			return got
 		}
-		if r = in.take(r, ok, &in.queue); r != nil {
-			got = append(got, r)
+		// Nap rather than wake for every request: each wake-up is a
+		// thread switch, dearer than the insert it serves.
+		if in.nap == nil {
+			in.nap = time.NewTimer(napFor)
+		} else {
+			in.nap.Reset(napFor)
 		}
-	}
-	if len(got) > 0 || in.disk.idle() {
-		return got
-	}
-	full := in.nclick >= maxClickBatch && in.writes >= maxBatch
-	if full || (in.clicks == nil && in.queue == nil) {
-		return nil
-	}
-	// Nap rather than wake for every request: each wake-up is a thread
-	// switch, dearer than the insert it serves.
-	if in.nap == nil {
-		in.nap = time.NewTimer(napFor)
-	} else {
-		in.nap.Reset(napFor)
-	}
-	select {
-	case <-in.nap.C:
-		return in.more()
-	case <-in.disk.free:
-		in.nap.Stop()
-		return nil
+		select {
+		case <-in.nap.C:
+		case <-in.disk.free:
+			in.nap.Stop()
+			return nil
+		}
 	}
 }
 

@@ -90,6 +90,7 @@ func (t *Tx) ClaimTransaction(tr *Transaction) (created bool, err error) {
 	if tr.Customer != nil {
 		customerID = sql.NullInt64{Int64: tr.Customer.ID, Valid: true}
 	}
+	wasDirty := t.dirty
 	res, err := t.exec(`INSERT INTO transactions (program_id, key, customer_id, amount_minor, currency,
 		action, product_id, product_type, source, verified, rewardable, status, refunded_minor, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (program_id, key) DO NOTHING`,
@@ -99,7 +100,7 @@ func (t *Tx) ClaimTransaction(tr *Transaction) (created bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if created, err := claimed(res, &tr.ID); !created || err != nil {
+	if created, err := t.claimed(res, &tr.ID, wasDirty); !created || err != nil {
 		return false, err
 	}
 	for _, r := range tr.Rewards {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,5 +243,63 @@ func TestServersStartTogether(t *testing.T) {
 				t.Errorf("round %d: server %d refuses the printed token: %d", round, i, st)
 			}
 		}
+	}
+}
+
+// TestBackupWhileServing: `potrack backup` copies the database while a
+// server writes to it, the copy holds every sale acknowledged before the
+// back-up began and passes SQLite's check, and an existing file is never
+// replaced.
+func TestBackupWhileServing(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "live.db")
+	c := startServer(t, db)
+	key := c.setup(t)
+	stop := make(chan struct{})
+	var started atomic.Int64
+	done := make(chan []string)
+	go func() { done <- c.hammer(t, key, stop, &started) }()
+	for started.Load() < 500 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Every sale acknowledged so far must be in the copy; more keep coming.
+	before := c.ackedSoFar()
+	to := filepath.Join(dir, "copy.db")
+	code, out, errOut := runCLI(t, dir, "backup", "--db", db, "--to", to)
+	close(stop)
+	<-done
+	if code != 0 || !strings.Contains(out, "checked") {
+		t.Fatalf("backup: exit %d\n%s%s", code, out, errOut)
+	}
+	problems, err := store.Check(to)
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("the copy: %v %v", problems, err)
+	}
+	copied, err := store.Open(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer copied.Close()
+	for _, k := range before {
+		if n, err := copied.CountForTest(context.Background(), `SELECT count(*) FROM transactions WHERE key = ?`, k); err != nil || n != 1 {
+			t.Fatalf("acknowledged sale %s is not in the back-up (%d, %v)", k, n, err)
+		}
+	}
+	t.Logf("%d sales acknowledged before the back-up began, all in it; %s", len(before), strings.TrimSpace(out))
+
+	// Never over an existing file.
+	info, _ := os.Stat(to)
+	code, _, errOut = runCLI(t, dir, "backup", "--db", db, "--to", to)
+	if code != 1 || !strings.Contains(errOut, "exists already") {
+		t.Fatalf("backup over an existing file: exit %d\n%s", code, errOut)
+	}
+	if after, _ := os.Stat(to); !os.SameFile(info, after) || after.Size() != info.Size() {
+		t.Fatal("the existing back-up was replaced")
+	}
+	if code, _, errOut := runCLI(t, dir, "backup", "--db", db); code != 2 || !strings.Contains(errOut, "--to") {
+		t.Fatalf("backup without --to: exit %d\n%s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, dir, "backup", "--db", filepath.Join(dir, "none.db"), "--to", filepath.Join(dir, "x.db")); code != 1 || !strings.Contains(errOut, "no database at") {
+		t.Fatalf("backup of a missing database: exit %d\n%s", code, errOut)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v3"
 
@@ -81,7 +82,7 @@ func newCommand(stdout, stderr io.Writer) *cli.Command {
 			}
 			return cli.ShowRootCommandHelp(cmd)
 		},
-		Commands: []*cli.Command{serveCommand(), checkCommand(), versionCommand()},
+		Commands: []*cli.Command{serveCommand(), checkCommand(), backupCommand(), versionCommand()},
 	}
 }
 
@@ -219,6 +220,36 @@ func checkCommand() *cli.Command {
 				fmt.Fprintln(out, p)
 			}
 			return errDamaged
+		},
+	}
+}
+
+func backupCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "backup",
+		Usage:        "write a consistent copy of the database to a new file, while potrack runs",
+		ArgsUsage:    "--to FILE",
+		OnUsageError: usageErrorOf,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "db", Value: server.DefaultDB, Sources: cli.EnvVars("POTRACK_DB"),
+				Usage: "SQLite database file"},
+			&cli.StringFlag{Name: "to", Usage: "the back-up file to write; must not exist"},
+		},
+		Action: func(_ context.Context, cmd *cli.Command) error {
+			if err := noArgs(cmd); err != nil {
+				return err
+			}
+			to := cmd.String("to")
+			if to == "" {
+				return &usageError{"name the back-up file with --to, e.g. potrack backup --to potrack-" + time.Now().Format("2006-01-02") + ".db", cmd.FullName()}
+			}
+			sum, err := store.Backup(cmd.String("db"), to)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.Root().Writer, "%s: %d programs, %d partners, %d customers, %d transactions (%d bytes), checked\n",
+				to, sum.Programs, sum.Partners, sum.Customers, sum.Transactions, sum.Bytes)
+			return err
 		},
 	}
 }

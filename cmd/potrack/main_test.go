@@ -54,6 +54,16 @@ type child struct {
 	cmd  *exec.Cmd
 	base string
 	out  *syncBuffer
+
+	ackMu sync.Mutex
+	acks  []string // keys hammer got 2xx for, so far
+}
+
+// ackedSoFar is what hammer has seen acknowledged until now.
+func (c *child) ackedSoFar() []string {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	return append([]string(nil), c.acks...)
 }
 
 // syncBuffer collects a child's output while the test reads it.
@@ -178,6 +188,9 @@ func (c *child) hammer(t *testing.T, key string, stop chan struct{}, started *at
 					mu.Lock()
 					acks = append(acks, k)
 					mu.Unlock()
+					c.ackMu.Lock()
+					c.acks = append(c.acks, k)
+					c.ackMu.Unlock()
 				}
 			}
 		}(w)

@@ -12,7 +12,7 @@ import (
 
 // BackupSummary is what a back-up holds.
 type BackupSummary struct {
-	Bytes                                         int64
+	Bytes                                       int64
 	Programs, Partners, Customers, Transactions int
 }
 

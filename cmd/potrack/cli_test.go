@@ -4,17 +4,21 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/potrack/potrack/internal/testenv"
 	"github.com/potrack/potrack/store"
 )
 
@@ -301,5 +305,35 @@ func TestBackupWhileServing(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, dir, "backup", "--db", filepath.Join(dir, "none.db"), "--to", filepath.Join(dir, "x.db")); code != 1 || !strings.Contains(errOut, "no database at") {
 		t.Fatalf("backup of a missing database: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestMigrateCommand: `potrack migrate` copies a database the server wrote
+// into PostgreSQL and prints the counts; a second run is refused; a --to
+// that is not a PostgreSQL URL is a usage error.
+func TestMigrateCommand(t *testing.T) {
+	url := testenv.Postgres(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "from.db")
+	c := startServer(t, db)
+	key := c.setup(t)
+	for i := range 5 {
+		body := fmt.Sprintf(`{"key":"m%d","amount":"3.00","customer":{"key":"mc%d","partner":{"key":"p"}},"options":{"create_customer":true}}`, i, i)
+		if st, _ := c.do(t, "POST", "/v1/transactions", key, body); st != 201 {
+			t.Fatalf("sale %d: %d", i, st)
+		}
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	c.cmd.Wait()
+	code, out, errOut := runCLI(t, dir, "migrate", "--from", db, "--to", url)
+	if code != 0 || !regexp.MustCompile(`transactions\s+5 rows`).MatchString(out) || !strings.Contains(out, "copied and counted") {
+		t.Fatalf("migrate: exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, dir, "migrate", "--from", db, "--to", url)
+	if code != 1 || !strings.Contains(errOut, "already holds rows") {
+		t.Fatalf("second migrate: exit %d\n%s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, dir, "migrate", "--from", db, "--to", filepath.Join(dir, "other.db")); code != 2 || !strings.Contains(errOut, "postgres://") {
+		t.Fatalf("migrate to a file: exit %d\n%s", code, errOut)
 	}
 }

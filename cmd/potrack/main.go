@@ -82,7 +82,7 @@ func newCommand(stdout, stderr io.Writer) *cli.Command {
 			}
 			return cli.ShowRootCommandHelp(cmd)
 		},
-		Commands: []*cli.Command{serveCommand(), checkCommand(), backupCommand(), versionCommand()},
+		Commands: []*cli.Command{serveCommand(), checkCommand(), backupCommand(), migrateCommand(), versionCommand()},
 	}
 }
 
@@ -249,6 +249,38 @@ func backupCommand() *cli.Command {
 			}
 			_, err = fmt.Fprintf(cmd.Root().Writer, "%s: %d programs, %d partners, %d customers, %d transactions (%d bytes), checked\n",
 				to, sum.Programs, sum.Partners, sum.Customers, sum.Transactions, sum.Bytes)
+			return err
+		},
+	}
+}
+
+func migrateCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "migrate",
+		Usage:        "copy a SQLite database into an empty PostgreSQL database (stop potrack first)",
+		ArgsUsage:    "--to postgres://…",
+		OnUsageError: usageErrorOf,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "from", Value: server.DefaultDB, Usage: "the SQLite database file to copy"},
+			&cli.StringFlag{Name: "to", Usage: "the PostgreSQL database, e.g. postgres://potrack@db.internal/potrack; it must hold no potrack rows"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if err := noArgs(cmd); err != nil {
+				return err
+			}
+			to := cmd.String("to")
+			if !strings.HasPrefix(to, "postgres://") && !strings.HasPrefix(to, "postgresql://") {
+				return &usageError{"name the PostgreSQL database with --to postgres://user@host/database", cmd.FullName()}
+			}
+			counts, err := store.CopyToPostgres(ctx, cmd.String("from"), to)
+			if err != nil {
+				return err
+			}
+			out := cmd.Root().Writer
+			for _, c := range counts {
+				fmt.Fprintf(out, "%-16s %d rows\n", c.Table, c.Rows)
+			}
+			_, err = fmt.Fprintln(out, "copied and counted: every table holds as many rows as the source")
 			return err
 		},
 	}

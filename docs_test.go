@@ -2,11 +2,15 @@ package potrack
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/potrack/potrack/internal/testenv"
 )
 
 // markdownLink matches [text](target) and ![alt](target); targets with a
@@ -125,5 +129,50 @@ func TestSpecCopy(t *testing.T) {
 	}
 	if !bytes.Equal(shared, copy) {
 		t.Fatal("docs/spec.md differs from ../shared/SPEC.md: cp ../shared/SPEC.md docs/spec.md")
+	}
+}
+
+// TestDeploymentUnits: the systemd units in docs/deployment.md pass
+// systemd-analyze verify (an unknown key, a typo in a section or a
+// missing binary is reported), with the binary path pointed at one that
+// exists here.
+func TestDeploymentUnits(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		testenv.Missing(t, "systemd-analyze", "install Debian's systemd package")
+	}
+	md, err := os.ReadFile("docs/deployment.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var units []string
+	blocks := regexp.MustCompile("(?s)```ini\n(.*?)```").FindAllStringSubmatch(string(md), -1)
+	for i, b := range blocks {
+		// A block holds one unit, or several each under a comment naming its file.
+		parts := regexp.MustCompile(`(?m)^# /etc/systemd/system/(\S+)\n`).Split(b[1], -1)
+		names := regexp.MustCompile(`(?m)^# /etc/systemd/system/(\S+)\n`).FindAllStringSubmatch(b[1], -1)
+		if len(names) == 0 {
+			names, parts = [][]string{{"", fmt.Sprintf("unit%d.service", i)}}, []string{"", b[1]}
+		}
+		for j, n := range names {
+			body := strings.ReplaceAll(parts[j+1], "/usr/local/bin/potrack", self)
+			path := filepath.Join(dir, n[1])
+			if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			units = append(units, path)
+		}
+	}
+	if len(units) < 3 {
+		t.Fatalf("found %d units in docs/deployment.md, want the service, the back-up service and its timer", len(units))
+	}
+	out, err := exec.Command(analyze, append([]string{"verify"}, units...)...).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }

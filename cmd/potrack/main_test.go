@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/potrack/potrack/internal/testenv"
 )
 
 // The tests run the real command line in a child process: the test binary
@@ -368,5 +370,35 @@ func TestRacingClientsStoreOneRowPerKey(t *testing.T) {
 	st, m = c.do(t, "GET", "/v1/transactions?limit=250", apiKey, "")
 	if total := m["meta"].(map[string]any)["total"]; st != 200 || fmt.Sprint(total) != fmt.Sprint(keys) {
 		t.Fatalf("%v transactions stored, want %d", total, keys)
+	}
+}
+
+// TestInstancesShareTheIPLimit: three potrack processes on one Redis allow
+// one client IP its budget once between them, not three times.
+func TestInstancesShareTheIPLimit(t *testing.T) {
+	url, prefix := testenv.Redis(t)
+	env := []string{"POTRACK_REDIS=" + url, "POTRACK_REDIS_PREFIX=" + prefix, "POTRACK_RATE_LIMIT_IP=6-M"}
+	dir := t.TempDir()
+	var servers []*child
+	for i := range 3 {
+		servers = append(servers, startServer(t, filepath.Join(dir, fmt.Sprintf("i%d.db", i)), env...))
+	}
+	post := func(c *child) int {
+		resp, err := http.Post(c.base+"/collect", "text/plain", strings.NewReader(`{"program":"none","type":"clicks.create"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range 6 {
+		if st := post(servers[i%3]); st != 404 { // counted, then: no such program
+			t.Fatalf("call %d from one IP (instance %d): %d", i+1, i%3, st)
+		}
+	}
+	for i, c := range servers {
+		if st := post(c); st != 429 {
+			t.Fatalf("instance %d after the shared budget of 6 was spent: %d, want 429", i, st)
+		}
 	}
 }

@@ -126,34 +126,39 @@ func (y *syncer) run(s *Store) {
 				break more
 			}
 		}
-		failed := y.err()
-		if failed == nil {
-			if err := y.flush(); err != nil {
-				slog.Error("a batch of writes could not be made durable; its writes are answered as failed", "err", err)
-				failed = fmt.Errorf("%w: %w", errNotDurable, err)
-				if errors.Is(err, errSyncFailed) {
-					y.failed.Store(&failed)
-				}
-			}
-		}
-		err := failed
-		if err == nil {
-			err = storageError(pending)
-		}
-		s.noteCommit(err)
-		for _, b := range pending {
-			for i, r := range b.batch {
-				if failed != nil {
-					r.done <- fmt.Errorf("commit: %w", failed)
-				} else {
-					r.done <- b.results[i]
-				}
-			}
-		}
+		y.complete(s, pending)
 		if y.inflight.Add(-int32(len(pending))) == 0 {
 			select {
 			case y.free <- struct{}{}:
 			default:
+			}
+		}
+	}
+}
+
+// complete flushes the WAL for committed batches and answers their writes.
+func (y *syncer) complete(s *Store, pending []*durableBatch) {
+	failed := y.err()
+	if failed == nil {
+		if err := y.flush(); err != nil {
+			slog.Error("a batch of writes could not be made durable; its writes are answered as failed", "err", err)
+			failed = fmt.Errorf("%w: %w", errNotDurable, err)
+			if errors.Is(err, errSyncFailed) {
+				y.failed.Store(&failed)
+			}
+		}
+	}
+	err := failed
+	if err == nil {
+		err = storageError(pending)
+	}
+	s.noteCommit(err)
+	for _, b := range pending {
+		for i, r := range b.batch {
+			if failed != nil {
+				r.done <- fmt.Errorf("commit: %w", failed)
+			} else {
+				r.done <- b.results[i]
 			}
 		}
 	}

@@ -88,6 +88,10 @@ func (b *budget) take(ctx context.Context, key string) (lc limiter.Context, chec
 		lc, err := b.mem.Get(ctx, key)
 		return lc, err == nil // the memory store does not fail
 	}
+	if !b.shared.ask() {
+		b.shared.failed(b.name, nil)
+		return limiter.Context{}, false
+	}
 	st, err := b.shared.store()
 	if err == nil {
 		lc, err = limiter.New(st, b.rate).Get(ctx, key)
@@ -96,6 +100,7 @@ func (b *budget) take(ctx context.Context, key string) (lc limiter.Context, chec
 		b.shared.failed(b.name, err)
 		return limiter.Context{}, false
 	}
+	b.shared.answered()
 	return lc, true
 }
 

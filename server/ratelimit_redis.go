@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,37 +24,45 @@ import (
 // limiter's store is down would make Redis an outage of its own. Each call
 // let through counts in potrack_ratelimit_unchecked_total{limit}, a
 // warning is logged at most once a minute, and /healthz answers "degraded"
-// with the reason. After a failure Redis is left alone for a second, so a
-// dead Redis costs requests nothing but that count, not a timeout each;
-// the per-connection caps (listener.go) still hold.
+// with the reason. After a failure, Redis is left alone for a second; then
+// one call at a time asks it again (the others still go through
+// unchecked), so a Redis that hangs delays at most that one call by the
+// 250 ms budget, and a Redis that is back is used again within a second.
 type redisLimits struct {
 	client    *redis.Client
 	prefix    string
 	unchecked func(limit string)
 
-	mu sync.Mutex
-	st limiter.Store // nil until the limiter's scripts are loaded
+	mu sync.Mutex                    // held while the limiter's scripts load
+	st atomic.Pointer[limiter.Store] // nil until they are loaded
 
-	downUntil atomic.Int64 // unix nanoseconds: Redis is not asked before
+	down      atomic.Bool  // the last call to Redis failed
+	probing   atomic.Bool  // one call is asking a down Redis again
+	downUntil atomic.Int64 // unix nanoseconds: a down Redis is not asked before
 	lastFail  atomic.Int64 // unix nanoseconds of the last failure
 	warnedAt  atomic.Int64 // unix nanoseconds of the last warning logged
-	lastErr   atomic.Value // string: the last failure, for /healthz
+	lastErr   atomic.Value // string: the last failure, for the log
 }
 
 const (
 	redisTimeout  = 250 * time.Millisecond // a call's budget for Redis; the limit is checked on every /collect
-	redisBackoff  = time.Second            // Redis is left alone this long after a failure
+	redisBackoff  = time.Second            // a down Redis is left alone this long after a failure
 	redisWarnEach = time.Minute
-	redisRecent   = 10 * time.Second // /healthz reports failures this recent
 )
 
-func newRedisLimits(url, prefix string, unchecked func(limit string)) (*redisLimits, error) {
-	opt, err := redis.ParseURL(url)
+func newRedisLimits(rawURL, prefix string, unchecked func(limit string)) (*redisLimits, error) {
+	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("--redis %q is not a Redis URL such as redis://127.0.0.1:6379/0: %w", url, err)
+		// Never the URL itself: it may hold a password.
+		shown := "the value"
+		if u, perr := url.Parse(rawURL); perr == nil {
+			shown = fmt.Sprintf("%q", u.Redacted())
+		}
+		return nil, fmt.Errorf("--redis: %s is not a Redis URL such as redis://127.0.0.1:6379/0", shown)
 	}
-	// go-redis waits 5 s to connect and 3 s for an answer by default: far
-	// too long for a check made on every call. The URL may set its own.
+	// go-redis waits 5 s to connect and 3 s for an answer, retries three
+	// times and dials five: far too long for a check made on every call.
+	// The URL may set its own timeouts.
 	if opt.DialTimeout == 0 {
 		opt.DialTimeout = redisTimeout
 	}
@@ -62,8 +72,8 @@ func newRedisLimits(url, prefix string, unchecked func(limit string)) (*redisLim
 	if opt.WriteTimeout == 0 {
 		opt.WriteTimeout = redisTimeout
 	}
-	opt.MaxRetries = 1
-	// One dial a call: go-redis tries five times, 100 ms apart, by default.
+	opt.PoolTimeout = redisTimeout
+	opt.MaxRetries = -1 // none
 	opt.DialerRetries = 1
 	if prefix == "" {
 		prefix = "potrack"
@@ -73,55 +83,92 @@ func newRedisLimits(url, prefix string, unchecked func(limit string)) (*redisLim
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := r.client.Ping(ctx).Err(); err != nil {
-		r.failed("start", err)
+		r.failed("", err)
 	}
 	return r, nil
 }
 
-// store is the limiter's Redis store, made on first use: making it loads
-// the limiter's scripts into Redis, which must answer for that.
-func (r *redisLimits) store() (limiter.Store, error) {
-	if time.Now().UnixNano() < r.downUntil.Load() {
-		return nil, errRedisBackoff
+// ask reports whether this call may ask Redis: always while it answers;
+// while it is down, one call at a time once the back-off is over.
+func (r *redisLimits) ask() bool {
+	if !r.down.Load() {
+		return true
 	}
-	r.mu.Lock()
+	if time.Now().UnixNano() < r.downUntil.Load() {
+		return false
+	}
+	return r.probing.CompareAndSwap(false, true)
+}
+
+// store is the limiter's Redis store, made on first use: making it loads
+// the limiter's scripts into Redis, which must answer for that. A call
+// that finds another loading them goes through unchecked.
+func (r *redisLimits) store() (limiter.Store, error) {
+	if st := r.st.Load(); st != nil {
+		return *st, nil
+	}
+	if !r.mu.TryLock() {
+		return nil, errRedisBusy
+	}
 	defer r.mu.Unlock()
-	if r.st != nil {
-		return r.st, nil
+	if st := r.st.Load(); st != nil {
+		return *st, nil
 	}
 	st, err := sredis.NewStoreWithOptions(r.client, limiter.StoreOptions{Prefix: r.prefix})
 	if err != nil {
 		return nil, err
 	}
-	r.st = st
+	r.st.Store(&st)
 	return st, nil
 }
 
-var errRedisBackoff = fmt.Errorf("Redis failed less than %s ago", redisBackoff)
+var errRedisBusy = errors.New("another call is loading the limiter's scripts into Redis")
 
-// failed lets a call through unchecked and remembers why.
+// answered records that Redis answered a call.
+func (r *redisLimits) answered() {
+	if r.down.Load() {
+		r.down.Store(false)
+		slog.Info("Redis answers again: rate limits are checked")
+	}
+	r.probing.Store(false)
+}
+
+// failed records that Redis could not be asked (err) or was not
+// (errRedisBusy, or down); limit names the call let through unchecked.
 func (r *redisLimits) failed(limit string, err error) {
 	now := time.Now()
-	if err != errRedisBackoff {
+	if err != nil && err != errRedisBusy {
+		r.down.Store(true)
 		r.downUntil.Store(now.Add(redisBackoff).UnixNano())
 		r.lastErr.Store(err.Error())
+		r.lastFail.Store(now.UnixNano())
+		r.probing.Store(false)
 	}
-	r.lastFail.Store(now.UnixNano())
-	if limit != "start" && r.unchecked != nil {
+	if err == errRedisBusy {
+		r.probing.Store(false) // the probe did not happen: another may
+	}
+	if limit != "" && r.unchecked != nil {
 		r.unchecked(limit)
+	}
+	if err == nil || err == errRedisBusy {
+		return
 	}
 	if last := r.warnedAt.Load(); now.UnixNano()-last >= int64(redisWarnEach) && r.warnedAt.CompareAndSwap(last, now.UnixNano()) {
 		slog.Warn("Redis cannot be reached: calls go through without rate limits until it answers", "err", r.lastErr.Load())
 	}
 }
 
-// problem is what /healthz says about Redis: "" when it answered lately.
-func (r *redisLimits) problem() string {
-	if time.Since(time.Unix(0, r.lastFail.Load())) > redisRecent {
-		return ""
+// problem is what /healthz says about Redis: "" when it answers. It asks
+// Redis itself, so a Redis that died while no call came still shows.
+func (r *redisLimits) problem(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*redisTimeout)
+	defer cancel()
+	if err := r.client.Ping(ctx).Err(); err != nil {
+		r.failed("", err)
+		// The error itself (addresses, Go's words) goes to the log only.
+		return "Redis cannot be reached: calls go through without rate limits (see the server log)"
 	}
-	// The error itself (addresses, Go's words) goes to the log only.
-	return "Redis cannot be reached: calls go through without rate limits (see the server log)"
+	return ""
 }
 
 func (r *redisLimits) close() error { return r.client.Close() }

@@ -1,11 +1,15 @@
 package server
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/potrack/potrack/internal/testenv"
@@ -181,4 +185,142 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// silentRedis accepts connections and never answers: a hung Redis.
+func silentRedis(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return "redis://" + ln.Addr().String() + "/0"
+}
+
+// TestHungRedisDelaysOneCall: when Redis accepts connections but never
+// answers, calls go through unchecked, and only one call per second waits
+// for it (250 ms at most), however many arrive at once.
+func TestHungRedisDelaysOneCall(t *testing.T) {
+	limits, err := newRateLimits(Config{RateLimitIP: "120-M", RateLimitProgram: "60000-M", Redis: silentRedis(t)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer limits.close()
+	time.Sleep(redisBackoff + 100*time.Millisecond) // the start's failure has aged: the next call asks Redis
+	var wg sync.WaitGroup
+	durations := make([]time.Duration, 32)
+	for i := range durations {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			if _, checked := limits.perIP.take(context.Background(), "ip:198.51.100.1"); checked {
+				t.Error("a call was checked against a Redis that never answers")
+			}
+			durations[i] = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	slow := 0
+	for _, d := range durations {
+		if d > 100*time.Millisecond {
+			slow++
+		}
+		if d > time.Second {
+			t.Fatalf("a call waited %v for a hung Redis", d)
+		}
+	}
+	if slow > 1 {
+		t.Fatalf("%d of %d calls waited for the hung Redis, want at most the one that asked it: %v", slow, len(durations), durations)
+	}
+}
+
+// TestRedisBackAfterFailure: limits are checked again within about a
+// second of Redis answering again, and /healthz says "degraded" while it
+// is down even with no traffic.
+func TestRedisBackAfterFailure(t *testing.T) {
+	realURL, prefix := testenv.Redis(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // down: nothing listens here yet
+	ts := newTestServer(t, func(c *Config) { c.Redis, c.RedisPrefix, c.RateLimitIP = "redis://"+addr+"/0", prefix, "100-M" })
+	if h := healthz(t, ts); h.Status != 200 || !strings.Contains(h.Body, `"degraded"`) {
+		t.Fatalf("healthz with Redis down and no traffic: %d %s", h.Status, h.Body)
+	}
+	body := collectBody("nope", "clicks.create", "alice", "")
+	if r := ts.request("POST", "/collect", body); r.Header.Get("X-RateLimit-Limit") != "" {
+		t.Fatalf("a call was checked while Redis was down: %v", r.Header)
+	}
+	// Redis comes back at that address: a proxy to the real one.
+	target := strings.TrimSuffix(strings.TrimPrefix(realURL, "redis://"), "/0")
+	proxy, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	defer proxy.Close()
+	go func() {
+		for {
+			c, err := proxy.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer r.Close()
+				go io.Copy(r, c)
+				io.Copy(c, r)
+			}()
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := ts.request("POST", "/collect", body)
+		if r.Header.Get("X-RateLimit-Limit") == "100" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("limits not checked again 5 s after Redis came back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if h := healthz(t, ts); h.Status != 200 || !strings.Contains(h.Body, `"status":"ok"`) {
+		t.Fatalf("healthz with Redis back: %d %s", h.Status, h.Body)
+	}
+}
+
+// TestRedisURLNeverEchoesAPassword: a malformed --redis is refused at
+// start without repeating its password.
+func TestRedisURLNeverEchoesAPassword(t *testing.T) {
+	_, err := newRateLimits(Config{RateLimitIP: "120-M", RateLimitProgram: "60000-M", Redis: "redis://:s3cretpass@127.0.0.1:6379/x"}, nil)
+	if err == nil || strings.Contains(err.Error(), "s3cretpass") || !strings.Contains(err.Error(), "--redis") {
+		t.Fatalf("err = %v", err)
+	}
 }

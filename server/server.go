@@ -159,7 +159,7 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	if s.limits.shared != nil {
-		if problem := s.limits.shared.problem(); problem != "" {
+		if problem := s.limits.shared.problem(ctx); problem != "" {
 			// Still 200: the server records sales; a balancer must not
 			// take every instance out because Redis is down.
 			return c.JSON(fiber.Map{"status": "degraded", "reason": problem})

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // BackupSummary is what a back-up holds.
@@ -23,7 +25,9 @@ type BackupSummary struct {
 // included. The copy is written under a temporary name beside dst,
 // checked (quick_check), flushed to disk and only then renamed to dst, so
 // dst is never a partial file. An existing dst is refused, never replaced.
-func Backup(src, dst string) (*BackupSummary, error) {
+//
+// Cancelling ctx (Ctrl-C) interrupts the copy and removes what it wrote.
+func Backup(ctx context.Context, src, dst string) (*BackupSummary, error) {
 	if fi, err := os.Stat(src); err != nil {
 		return nil, fmt.Errorf("no database at %s: %s", src, Describe(err))
 	} else if fi.IsDir() {
@@ -42,14 +46,22 @@ func Backup(src, dst string) (*BackupSummary, error) {
 	tmpPath := tmp.Name()
 	tmp.Close()
 	os.Remove(tmpPath) // VACUUM INTO wants to create the file itself
-	defer os.Remove(tmpPath)
+	defer func() {
+		// The copy and the journal SQLite writes beside it while copying.
+		for _, suffix := range []string{"", "-journal", "-wal", "-shm"} {
+			os.Remove(tmpPath + suffix)
+		}
+	}()
 
 	db, err := sql.Open("sqlite3", "file:"+escapePath(src)+"?mode=ro&_busy_timeout=10000")
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
-	if _, err := db.Exec("VACUUM INTO ?", tmpPath); err != nil {
+	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", tmpPath); err != nil {
+		if ctx.Err() != nil {
+			return nil, errors.New("the back-up was interrupted; nothing was written")
+		}
 		return nil, fmt.Errorf("back up %s: %s", src, Describe(err))
 	}
 	sum, err := summarize(tmpPath)
@@ -67,7 +79,13 @@ func Backup(src, dst string) (*BackupSummary, error) {
 	}
 	if err := os.Link(tmpPath, dst); err != nil {
 		// A hard link, not a rename: it fails when dst appeared meanwhile.
-		return nil, fmt.Errorf("name the back-up %s: %s", dst, Describe(err))
+		// Where the filesystem has no hard links, rename, checking first.
+		if _, serr := os.Lstat(dst); serr == nil || !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.ENOTSUP) && !errors.Is(err, syscall.EOPNOTSUPP) {
+			return nil, fmt.Errorf("name the back-up %s: %s", dst, Describe(err))
+		}
+		if err := os.Rename(tmpPath, dst); err != nil {
+			return nil, fmt.Errorf("name the back-up %s: %s", dst, Describe(err))
+		}
 	}
 	if err := syncDir(dir); err != nil {
 		return nil, fmt.Errorf("flush the folder %s: %s", dir, Describe(err))

@@ -236,9 +236,9 @@ func backupCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "db", Value: server.DefaultDB, Sources: cli.EnvVars("POTRACK_DB"),
 				Usage: "SQLite database file"},
-			&cli.StringFlag{Name: "to", Usage: "the back-up file to write; must not exist"},
+			&cli.StringFlag{Name: "to", Sources: cli.EnvVars("POTRACK_BACKUP_TO"), Usage: "the back-up file to write; must not exist"},
 		},
-		Action: func(_ context.Context, cmd *cli.Command) error {
+		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if err := noArgs(cmd); err != nil {
 				return err
 			}
@@ -246,7 +246,10 @@ func backupCommand() *cli.Command {
 			if to == "" {
 				return &usageError{"name the back-up file with --to, e.g. potrack backup --to potrack-" + time.Now().Format("2006-01-02") + ".db", cmd.FullName()}
 			}
-			sum, err := store.Backup(cmd.String("db"), to)
+			// Ctrl-C stops the copy and removes what it wrote.
+			ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			sum, err := store.Backup(ctx, cmd.String("db"), to)
 			if err != nil {
 				return err
 			}
@@ -264,8 +267,8 @@ func migrateCommand() *cli.Command {
 		ArgsUsage:    "--to postgres://…",
 		OnUsageError: usageErrorOf,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "from", Value: server.DefaultDB, Usage: "the SQLite database file to copy"},
-			&cli.StringFlag{Name: "to", Usage: "the PostgreSQL database, e.g. postgres://potrack@db.internal/potrack; it must hold no potrack rows"},
+			&cli.StringFlag{Name: "from", Value: server.DefaultDB, Sources: cli.EnvVars("POTRACK_DB"), Usage: "the SQLite database file to copy"},
+			&cli.StringFlag{Name: "to", Sources: cli.EnvVars("POTRACK_MIGRATE_TO"), Usage: "the PostgreSQL database, e.g. postgres://potrack@db.internal/potrack; it must hold no potrack rows"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if err := noArgs(cmd); err != nil {

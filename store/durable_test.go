@@ -36,10 +36,11 @@ func TestAnswerWaitsForTheDisk(t *testing.T) {
 	var mu sync.Mutex
 	s.Batches = func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }
 
-	// A backlog longer than one batch: the first batch commits with writes
-	// still waiting, so its flush runs beside the next batch.
+	// The held write's batch commits with a backlog waiting, so its flush
+	// runs beside the next batches: a full one, which commits at once, and
+	// the rest, which waits for the disk.
 	hold := holdWriter(s, nil)
-	const n, extra = maxBatch - 1, 10 // the held write is the batch's first
+	const n, extra = maxBatch, 10
 	var ran atomic.Int32
 	answers := make(chan error, n+extra)
 	for i := range n + extra {
@@ -63,8 +64,8 @@ func TestAnswerWaitsForTheDisk(t *testing.T) {
 		t.Fatalf("a write was answered (%v) before the flush after its commit", err)
 	default:
 	}
-	if n, _ := s.CountForTest(ctx, `SELECT count(*) FROM settings WHERE key LIKE 'w%'`); n != maxBatch-1 {
-		t.Fatalf("%d writes committed while the disk was busy, want the first batch's %d: the second batch waits for the disk", n, maxBatch-1)
+	if n, _ := s.CountForTest(ctx, `SELECT count(*) FROM settings WHERE key LIKE 'w%'`); n != maxBatch {
+		t.Fatalf("%d writes committed while the disk was busy, want the full batch's %d: the last batch waits for the disk", n, maxBatch)
 	}
 	once.Do(func() { close(release) })
 	for range n + extra {
@@ -75,7 +76,7 @@ func TestAnswerWaitsForTheDisk(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	if sizes[len(sizes)-1] != extra {
-		t.Fatalf("batches %v: want the %d writes that waited behind a full batch in one", sizes, extra)
+		t.Fatalf("batches %v: want the %d writes behind the full batch in one", sizes, extra)
 	}
 }
 

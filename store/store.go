@@ -235,12 +235,12 @@ func (s *Store) writer() {
 	defer close(s.durable.queue)
 	in := &intake{queue: s.queue, clicks: s.clicks, disk: s.durable}
 	for {
-		first := in.next()
-		if first == nil {
+		batch := in.next()
+		if batch == nil {
 			break
 		}
 		s.prepareQueued()
-		s.commit(in, first)
+		s.commit(in, batch)
 	}
 	s.closeStatements()
 }
@@ -265,32 +265,59 @@ type intake struct {
 // is busy.
 const napFor = 500 * time.Microsecond
 
-// next waits for the first request of a batch; nil once both queues are
-// closed and empty.
-func (in *intake) next() *writeReq {
+// next waits for the first request of a batch and returns it with every
+// request waiting behind it (up to the batch's bounds); nil once both
+// queues are closed and empty.
+func (in *intake) next() []*writeReq {
 	in.writes, in.nclick = 0, 0
 	for in.queue != nil || in.clicks != nil {
+		var first *writeReq
 		// A waiting click goes first, however many writes wait.
 		if in.clicks != nil {
 			if r, ok, waiting := poll(in.clicks); waiting {
-				if r = in.take(r, ok, &in.clicks); r != nil {
-					return r
+				if first = in.take(r, ok, &in.clicks); first == nil {
+					continue
 				}
-				continue
 			}
 		}
-		select {
-		case r, ok := <-in.clicks:
-			if r = in.take(r, ok, &in.clicks); r != nil {
-				return r
+		if first == nil {
+			select {
+			case r, ok := <-in.clicks:
+				first = in.take(r, ok, &in.clicks)
+			case r, ok := <-in.queue:
+				first = in.take(r, ok, &in.queue)
 			}
-		case r, ok := <-in.queue:
-			if r = in.take(r, ok, &in.queue); r != nil {
-				return r
-			}
+		}
+		if first != nil {
+			return append([]*writeReq{first}, in.waiting()...)
 		}
 	}
 	return nil
+}
+
+// waiting takes the requests waiting now, clicks first, within the
+// batch's bounds.
+func (in *intake) waiting() []*writeReq {
+	var got []*writeReq
+	for in.clicks != nil && in.nclick < maxClickBatch {
+		r, ok, waiting := poll(in.clicks)
+		if !waiting {
+			break
+		}
+		if r = in.take(r, ok, &in.clicks); r != nil {
+			got = append(got, r)
+		}
+	}
+	for in.queue != nil && in.writes < maxBatch {
+		r, ok, waiting := poll(in.queue)
+		if !waiting {
+			break
+		}
+		if r = in.take(r, ok, &in.queue); r != nil {
+			got = append(got, r)
+		}
+	}
+	return got
 }
 
 // take counts a received request, or forgets a closed channel.
@@ -307,32 +334,16 @@ func (in *intake) take(r *writeReq, ok bool, ch *chan *writeReq) *writeReq {
 	return r
 }
 
-// more returns the requests that join the open batch: those waiting now,
-// or, while the disk is busy, those that arrive before it is free. None
-// means commit.
+// more returns the requests that join the open batch while the disk is
+// busy: those waiting now, or those that arrive before it is free. None
+// means commit: at once when the disk is free.
 func (in *intake) more() []*writeReq {
 	for {
-		var got []*writeReq
-		for in.clicks != nil && in.nclick < maxClickBatch {
-			r, ok, waiting := poll(in.clicks)
-			if !waiting {
-				break
-			}
-			if r = in.take(r, ok, &in.clicks); r != nil {
-				got = append(got, r)
-			}
-		}
-		for in.queue != nil && in.writes < maxBatch {
-			r, ok, waiting := poll(in.queue)
-			if !waiting {
-				break
-			}
-			if r = in.take(r, ok, &in.queue); r != nil {
-				got = append(got, r)
-			}
-		}
 		full := in.nclick >= maxClickBatch || in.writes >= maxBatch
-		if len(got) > 0 || full || in.disk.idle() || (in.clicks == nil && in.queue == nil) {
+		if full || in.disk.idle() || (in.clicks == nil && in.queue == nil) {
+			return nil
+		}
+		if got := in.waiting(); len(got) > 0 {
 			return got
 		}
 		// Nap rather than wake for every request: each wake-up is a
@@ -362,10 +373,9 @@ func poll(ch chan *writeReq) (r *writeReq, ok, waiting bool) {
 	}
 }
 
-// commit runs a batch that starts with first and takes in what arrives
-// while it is open, and hands it to the syncer.
-func (s *Store) commit(in *intake, first *writeReq) {
-	batch := []*writeReq{first}
+// commit runs a batch, taking in what arrives while it is open, and hands
+// it to the syncer.
+func (s *Store) commit(in *intake, batch []*writeReq) {
 	results, err := s.runBatch(in, &batch, false)
 	if errors.Is(err, errReplay) {
 		// A write failed after changing rows. Without a savepoint its

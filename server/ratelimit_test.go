@@ -323,3 +323,78 @@ func TestRedisURLNeverEchoesAPassword(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestRedisThatHangsIsAskedOnce: Redis answers, then hangs. The call that
+// meets the hang goes through unchecked; after the back-off, of many calls
+// at once only one sends Redis a command, the others go through unchecked
+// without waiting. Counted in commands the hung Redis received.
+func TestRedisThatHangsIsAskedOnce(t *testing.T) {
+	realURL, prefix := testenv.Redis(t)
+	target := strings.TrimSuffix(strings.TrimPrefix(realURL, "redis://"), "/0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var hung atomic.Bool
+	var swallowed atomic.Int32 // reads from clients while hung
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer r.Close()
+				go io.Copy(c, r)
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if hung.Load() {
+						swallowed.Add(1) // never forwarded, never answered
+						continue
+					}
+					if _, err := r.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	limits, err := newRateLimits(Config{RateLimitIP: "120-M", RateLimitProgram: "60000-M",
+		Redis: "redis://" + ln.Addr().String() + "/0", RedisPrefix: prefix}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer limits.close()
+	ctx := context.Background()
+	if _, checked := limits.perIP.take(ctx, "ip:198.51.100.2"); !checked {
+		t.Fatal("a call was not checked while Redis answered")
+	}
+	hung.Store(true)
+	if _, checked := limits.perIP.take(ctx, "ip:198.51.100.2"); checked {
+		t.Fatal("a call was checked against a hung Redis")
+	}
+	time.Sleep(redisBackoff + 100*time.Millisecond)
+	before := swallowed.Load()
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			limits.perIP.take(ctx, "ip:198.51.100.2")
+		}()
+	}
+	wg.Wait()
+	if n := swallowed.Load() - before; n > 1 {
+		t.Fatalf("%d commands reached the hung Redis from 32 calls after the back-off, want the one probe", n)
+	}
+}

@@ -39,7 +39,6 @@ type redisLimits struct {
 	down      atomic.Bool  // the last call to Redis failed
 	probing   atomic.Bool  // one call is asking a down Redis again
 	downUntil atomic.Int64 // unix nanoseconds: a down Redis is not asked before
-	lastFail  atomic.Int64 // unix nanoseconds of the last failure
 	warnedAt  atomic.Int64 // unix nanoseconds of the last warning logged
 	lastErr   atomic.Value // string: the last failure, for the log
 }
@@ -141,7 +140,6 @@ func (r *redisLimits) failed(limit string, err error) {
 		r.down.Store(true)
 		r.downUntil.Store(now.Add(redisBackoff).UnixNano())
 		r.lastErr.Store(err.Error())
-		r.lastFail.Store(now.UnixNano())
 		r.probing.Store(false)
 	}
 	if err == errRedisBusy {

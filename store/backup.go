@@ -123,9 +123,3 @@ func summarize(path string) (*BackupSummary, error) {
 	sum.Bytes = fi.Size()
 	return sum, nil
 }
-
-// escapePath makes a file path safe in a file: URI: SQLite decodes %XX,
-// and ? or # would end the path.
-func escapePath(path string) string {
-	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -229,8 +228,7 @@ func Check(path string) ([]string, error) {
 	}
 	// Read only, and without the journal mode the server sets: a check
 	// changes nothing, not even a file that is not in WAL mode yet.
-	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	db, err := sql.Open("sqlite3", "file:"+escaped+"?mode=ro&_busy_timeout=10000")
+	db, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?mode=ro&_busy_timeout=10000")
 	if err != nil {
 		return nil, err
 	}

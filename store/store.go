@@ -69,9 +69,7 @@ func dsn(path string) string {
 	q.Set("_synchronous", "NORMAL")
 	q.Set("_foreign_keys", "on")
 	q.Set("_busy_timeout", "10000")
-	// SQLite decodes %XX in URI file names, and ? or # would end the path.
-	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	return "file:" + escaped + "?" + q.Encode()
+	return "file:" + escapePath(path) + "?" + q.Encode()
 }
 
 type writeReq struct {
@@ -171,6 +169,12 @@ func Open(path string) (*Store, error) {
 	go s.checkpoint.run()
 	go s.writer()
 	return s, nil
+}
+
+// escapePath makes a file path safe in a file: URI: SQLite decodes %XX,
+// and ? or # would end the path.
+func escapePath(path string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 }
 
 // pingUntilFree opens the first connection. Switching a new database to WAL

@@ -274,31 +274,13 @@ func TestRedisBackAfterFailure(t *testing.T) {
 	if r := ts.request("POST", "/collect", body); r.Header.Get("X-RateLimit-Limit") != "" {
 		t.Fatalf("a call was checked while Redis was down: %v", r.Header)
 	}
-	// Redis comes back at that address: a proxy to the real one.
-	target := strings.TrimSuffix(strings.TrimPrefix(realURL, "redis://"), "/0")
+	// Redis comes back at that address: a relay to the real one.
 	proxy, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Skipf("the port was taken meanwhile: %v", err)
+		t.Fatalf("the port was taken meanwhile: %v", err)
 	}
 	defer proxy.Close()
-	go func() {
-		for {
-			c, err := proxy.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer r.Close()
-				go io.Copy(r, c)
-				io.Copy(c, r)
-			}()
-		}
-	}()
+	relayRedis(proxy, realURL, nil)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		r := ts.request("POST", "/collect", body)
@@ -330,45 +312,13 @@ func TestRedisURLNeverEchoesAPassword(t *testing.T) {
 // without waiting. Counted in commands the hung Redis received.
 func TestRedisThatHangsIsAskedOnce(t *testing.T) {
 	realURL, prefix := testenv.Redis(t)
-	target := strings.TrimSuffix(strings.TrimPrefix(realURL, "redis://"), "/0")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	var hung atomic.Bool
-	var swallowed atomic.Int32 // reads from clients while hung
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer r.Close()
-				go io.Copy(c, r)
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					if hung.Load() {
-						swallowed.Add(1) // never forwarded, never answered
-						continue
-					}
-					if _, err := r.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
+	swallowed := relayRedis(ln, realURL, &hung)
 	limits, err := newRateLimits(Config{RateLimitIP: "120-M", RateLimitProgram: "60000-M",
 		Redis: "redis://" + ln.Addr().String() + "/0", RedisPrefix: prefix}, nil)
 	if err != nil {
@@ -397,4 +347,44 @@ func TestRedisThatHangsIsAskedOnce(t *testing.T) {
 	if n := swallowed.Load() - before; n > 1 {
 		t.Fatalf("%d commands reached the hung Redis from 32 calls after the back-off, want the one probe", n)
 	}
+}
+
+// relayRedis relays the connections ln accepts to the Redis at redisURL.
+// While hung (when not nil) is set, what clients send is neither forwarded
+// nor answered, and counted in the result: a Redis that hangs.
+func relayRedis(ln net.Listener, redisURL string, hung *atomic.Bool) (swallowed *atomic.Int32) {
+	target := strings.TrimSuffix(strings.TrimPrefix(redisURL, "redis://"), "/0")
+	swallowed = new(atomic.Int32)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer r.Close()
+				go io.Copy(c, r)
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if hung != nil && hung.Load() {
+						swallowed.Add(1) // never forwarded, never answered
+						continue
+					}
+					if _, err := r.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return swallowed
 }

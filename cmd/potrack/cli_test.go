@@ -13,7 +13,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -259,19 +258,12 @@ func TestBackupWhileServing(t *testing.T) {
 	db := filepath.Join(dir, "live.db")
 	c := startServer(t, db)
 	key := c.setup(t)
-	stop := make(chan struct{})
-	var started atomic.Int64
-	done := make(chan []string)
-	go func() { done <- c.hammer(t, key, stop, &started) }()
-	for started.Load() < 500 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	stop := c.loadUntil(t, key, 500)
 	// Every sale acknowledged so far must be in the copy; more keep coming.
 	before := c.ackedSoFar()
 	to := filepath.Join(dir, "copy.db")
 	code, out, errOut := runCLI(t, dir, "backup", "--db", db, "--to", to)
-	close(stop)
-	<-done
+	stop()
 	if code != 0 || !strings.Contains(out, "checked") {
 		t.Fatalf("backup: exit %d\n%s%s", code, out, errOut)
 	}

@@ -212,27 +212,34 @@ func countStored(t *testing.T, c *child, key string, keys []string) int {
 	return missing
 }
 
-// signalUnderLoad starts a server, posts transactions from 8 clients, sends
-// sig once `after` requests have started, and returns the keys answered 2xx,
-// a restarted server on the same database, and the process's exit error.
+// loadUntil starts hammer on c and returns once `after` requests have
+// started; stop ends the load and returns the keys answered 2xx.
+func (c *child) loadUntil(t *testing.T, key string, after int64) (stop func() []string) {
+	halt := make(chan struct{})
+	var started atomic.Int64
+	done := make(chan []string)
+	go func() { done <- c.hammer(t, key, halt, &started) }()
+	for started.Load() < after {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return func() []string { close(halt); return <-done }
+}
+
+// signalUnderLoad starts a server, posts transactions from 64 clients,
+// sends sig once `after` requests have started, and returns the keys
+// answered 2xx, a restarted server on the same database, and the process's
+// exit error.
 func signalUnderLoad(t *testing.T, sig syscall.Signal, after int64) (acks []string, restarted *child, apiKey string, exitErr error) {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "p.db")
 	c := startServer(t, db)
 	key := c.setup(t)
-	stop := make(chan struct{})
-	var started atomic.Int64
-	done := make(chan []string)
-	go func() { done <- c.hammer(t, key, stop, &started) }()
-	for started.Load() < after {
-		time.Sleep(5 * time.Millisecond)
-	}
+	stop := c.loadUntil(t, key, after)
 	if err := c.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	exitErr = c.cmd.Wait()
-	close(stop)
-	acks = <-done
+	acks = stop()
 	if len(acks) < 100 {
 		t.Fatalf("only %d writes acknowledged before the signal", len(acks))
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -74,10 +75,11 @@ func (r *rateLimits) close() {
 
 // budget is one rate limit, kept in this process or in Redis.
 type budget struct {
-	name   string
-	rate   limiter.Rate
-	mem    *limiter.Limiter
-	shared *redisLimits
+	name    string
+	rate    limiter.Rate
+	mem     *limiter.Limiter
+	shared  *redisLimits
+	inRedis atomic.Pointer[limiter.Limiter] // made once the Redis store is
 }
 
 // take counts a call against key's budget. checked is false when the
@@ -92,9 +94,17 @@ func (b *budget) take(ctx context.Context, key string) (lc limiter.Context, chec
 		b.shared.failed(b.name, nil)
 		return limiter.Context{}, false
 	}
-	st, err := b.shared.store()
+	lim := b.inRedis.Load()
+	var err error
+	if lim == nil {
+		var st limiter.Store
+		if st, err = b.shared.store(); err == nil {
+			lim = limiter.New(st, b.rate)
+			b.inRedis.Store(lim)
+		}
+	}
 	if err == nil {
-		lc, err = limiter.New(st, b.rate).Get(ctx, key)
+		lc, err = lim.Get(ctx, key)
 	}
 	if err != nil {
 		b.shared.failed(b.name, err)

@@ -1,9 +1,9 @@
 package server
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"net/url"
 	"strconv"
@@ -16,21 +16,10 @@ import (
 // these tests read and change the database file directly, the way someone
 // holding a copy of it could.
 
-// rawDB opens the test server's database file beside the store.
-func (ts *testServer) rawDB() *sql.DB {
-	ts.t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+ts.cfg.DB+"?_busy_timeout=10000")
-	if err != nil {
-		ts.t.Fatal(err)
-	}
-	ts.t.Cleanup(func() { db.Close() })
-	return db
-}
-
 // exec changes the database behind the server's back.
 func (ts *testServer) exec(query string, args ...any) {
 	ts.t.Helper()
-	if _, err := ts.rawDB().Exec(query, args...); err != nil {
+	if err := ts.store.ExecForTest(context.Background(), query, args...); err != nil {
 		ts.t.Fatalf("exec %q: %v", query, err)
 	}
 }
@@ -38,41 +27,9 @@ func (ts *testServer) exec(query string, args ...any) {
 // everyValue reads every value of every table, as text.
 func (ts *testServer) everyValue() []string {
 	ts.t.Helper()
-	db := ts.rawDB()
-	var tables []string
-	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table'`)
+	out, err := ts.store.EveryValueForTest(context.Background())
 	if err != nil {
 		ts.t.Fatal(err)
-	}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			ts.t.Fatal(err)
-		}
-		tables = append(tables, name)
-	}
-	rows.Close()
-	var out []string
-	for _, table := range tables {
-		rows, err := db.Query(`SELECT * FROM "` + table + `"`)
-		if err != nil {
-			ts.t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]sql.RawBytes, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				ts.t.Fatal(err)
-			}
-			for _, v := range vals {
-				out = append(out, string(v))
-			}
-		}
-		rows.Close()
 	}
 	return out
 }
@@ -80,18 +37,9 @@ func (ts *testServer) everyValue() []string {
 // settingValues are the values of the settings table.
 func (ts *testServer) settingValues() []string {
 	ts.t.Helper()
-	rows, err := ts.rawDB().Query(`SELECT value FROM settings`)
+	out, err := ts.store.StringsForTest(context.Background(), `SELECT value FROM settings`)
 	if err != nil {
 		ts.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			ts.t.Fatal(err)
-		}
-		out = append(out, v)
 	}
 	return out
 }
@@ -185,7 +133,7 @@ func TestAdminSessionSignOutEndsIt(t *testing.T) {
 	if r := a.post("/admin/programs/"+p.ID+"/settings/tracking", url.Values{"js_tracking": {"on"}}); r.Status != 403 {
 		t.Errorf("a form with the signed-out cookie and its CSRF token: %d, want 403", r.Status)
 	}
-	if ts.count(`SELECT js_tracking FROM programs WHERE id = ?`, p.ID) != 0 {
+	if ts.count(`SELECT CASE WHEN js_tracking THEN 1 ELSE 0 END FROM programs WHERE id = ?`, p.ID) != 0 {
 		t.Errorf("a form of a signed-out session changed the program")
 	}
 	if r := ts.request("GET", "/admin/login", "", "Cookie", sessionCookie+"="+a.cookie); r.Status != 200 {
@@ -221,12 +169,12 @@ func TestAdminSessionCSRFIsPerSession(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts.exec(`UPDATE programs SET js_tracking = 0`)
+			ts.exec(`UPDATE programs SET js_tracking = FALSE`)
 			r := tt.client.post("/admin/programs/"+p.ID+"/settings/tracking", url.Values{"js_tracking": {"on"}, "csrf": {tt.csrf}})
 			if r.Status != tt.status {
 				t.Fatalf("status %d, want %d", r.Status, tt.status)
 			}
-			if on := ts.count(`SELECT js_tracking FROM programs WHERE id = ?`, p.ID); (on == 1) != (tt.status == 303) {
+			if on := ts.count(`SELECT CASE WHEN js_tracking THEN 1 ELSE 0 END FROM programs WHERE id = ?`, p.ID); (on == 1) != (tt.status == 303) {
 				t.Fatalf("js_tracking = %d after status %d", on, r.Status)
 			}
 		})

@@ -147,7 +147,7 @@ func TestAdminBrowserSignInToRefund(t *testing.T) {
 		t.Error("the new program's API key is not shown")
 	}
 	programID := text(b, ".meta code")
-	if n := ts.count(`SELECT count(*) FROM programs WHERE id = ? AND js_tracking = 0`, programID); n != 1 {
+	if n := ts.count(`SELECT count(*) FROM programs WHERE id = ? AND js_tracking = FALSE`, programID); n != 1 {
 		t.Fatalf("program %q not stored with JS tracking off", programID)
 	}
 	// The copy buttons appear only when the page's own script runs under
@@ -161,7 +161,7 @@ func TestAdminBrowserSignInToRefund(t *testing.T) {
 	clickTo(b, "#js-tracking-toggle", `document.querySelector('#js-tracking-state').textContent === 'On'`)
 	b.Do(chromedp.SendKeys("#origin", shopURL+"/"))
 	clickTo(b, "#origins button[type=submit].btn:not(.danger-outline)", `document.querySelector('#origin-list').textContent.includes(`+jsQuote(shopURL)+`)`)
-	if n := ts.count(`SELECT count(*) FROM programs WHERE id = ? AND js_tracking = 1 AND allowed_origins = ?`, programID, `["`+shopURL+`"]`); n != 1 {
+	if n := ts.count(`SELECT count(*) FROM programs WHERE id = ? AND js_tracking = TRUE AND allowed_origins = ?`, programID, `["`+shopURL+`"]`); n != 1 {
 		t.Fatal("JS tracking or the origin not stored")
 	}
 	screenshot(t, b, shots, "program.png")

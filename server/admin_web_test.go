@@ -203,7 +203,7 @@ func TestAdminWebRequiresSession(t *testing.T) {
 	if n := ts.count(`SELECT count(*) FROM partners`); n != 0 {
 		t.Errorf("%d partners, want 0: a refused form changed data", n)
 	}
-	if n := ts.count(`SELECT count(*) FROM programs WHERE js_tracking = 1 OR allowed_origins != '[]'`); n != 0 {
+	if n := ts.count(`SELECT count(*) FROM programs WHERE js_tracking = TRUE OR allowed_origins != '[]'`); n != 0 {
 		t.Errorf("a refused form changed the program's settings")
 	}
 }
@@ -238,7 +238,7 @@ func TestAdminWebRequiresCSRF(t *testing.T) {
 			if r.Status != tt.status {
 				t.Fatalf("status %d, want %d", r.Status, tt.status)
 			}
-			on := ts.count(`SELECT js_tracking FROM programs WHERE id = ?`, p.ID)
+			on := ts.count(`SELECT CASE WHEN js_tracking THEN 1 ELSE 0 END FROM programs WHERE id = ?`, p.ID)
 			if want := map[bool]int{true: 1, false: 0}[tt.status == 303]; on != want {
 				t.Fatalf("js_tracking = %d, want %d", on, want)
 			}
@@ -370,9 +370,9 @@ func TestAdminWebProgramSettings(t *testing.T) {
 		check    string // SQL that must count 1
 	}{
 		{"turn JS tracking on", "tracking", url.Values{"js_tracking": {"on"}}, 303, "JS tracking settings saved",
-			`SELECT count(*) FROM programs WHERE js_tracking = 1`},
+			`SELECT count(*) FROM programs WHERE js_tracking = TRUE`},
 		{"require signatures", "signature", url.Values{"js_require_signature": {"on"}}, 303, "Required",
-			`SELECT count(*) FROM programs WHERE js_require_signature = 1`},
+			`SELECT count(*) FROM programs WHERE js_require_signature = TRUE`},
 		{"add an origin", "origins-add", url.Values{"origin": {"HTTPS://Shop.Example/"}}, 303, "https://shop.example",
 			`SELECT count(*) FROM programs WHERE allowed_origins = '["https://shop.example"]'`},
 		{"add a wildcard origin", "origins-add", url.Values{"origin": {"https://*.shop.example"}}, 303, "https://*.shop.example",

@@ -89,7 +89,7 @@ func TestAdminAPI(t *testing.T) {
 			}
 			if r.Status >= 400 && (sc.method == "PATCH" || sc.method == "POST") {
 				// A refused change leaves the program as it was.
-				if n := ts.count(`SELECT count(*) FROM programs WHERE name = 'Shop' AND js_tracking = 0 AND currency = 'USD'`); n != 1 {
+				if n := ts.count(`SELECT count(*) FROM programs WHERE name = 'Shop' AND js_tracking = FALSE AND currency = 'USD'`); n != 1 {
 					t.Errorf("a refused request changed the program")
 				}
 			}

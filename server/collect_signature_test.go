@@ -61,7 +61,7 @@ func TestCollectSignatureCoversTheReward(t *testing.T) {
 		return []storedRows{txRows(key, 0), {"SELECT COUNT(*) FROM customers WHERE key = '" + customer + "'", 0}}
 	}
 	verified := func(key, productID, productType string) storedRows {
-		return storedRows{"SELECT COUNT(*) FROM transactions WHERE key = '" + key + "' AND verified = 1 AND source = 'js'" +
+		return storedRows{"SELECT COUNT(*) FROM transactions WHERE key = '" + key + "' AND verified = TRUE AND source = 'js'" +
 			" AND product_id = '" + productID + "' AND product_type = '" + productType + "'", 1}
 	}
 	f.run(t, []collectScenario{
@@ -165,7 +165,7 @@ func TestCollectBrowserNeverOverwritesVerified(t *testing.T) {
 	sale := func(data string) string { return collectBody(p.ID, "transactions.create", "alice", data) }
 	s := p.SigningSecret
 	unchanged := []storedRows{
-		{"SELECT COUNT(*) FROM transactions WHERE key = 'o6' AND verified = 1 AND amount_minor = 2500 AND product_id = ''", 1},
+		{"SELECT COUNT(*) FROM transactions WHERE key = 'o6' AND verified = TRUE AND amount_minor = 2500 AND product_id = ''", 1},
 		txRows("o6", 1), rewardRows("o6", 500, 1),
 	}
 	f.run(t, []collectScenario{
@@ -184,7 +184,7 @@ func TestCollectBrowserNeverOverwritesVerified(t *testing.T) {
 			status: 201, answer: "created", cors: true, stored: []storedRows{rewardRows("o7", 50000, 1)}},
 		{name: "signed sale replaces it", body: sale(signedSale("o7", "25.00", "c7", "", "", "", sign(s, "o7|25.00|USD|c7||"))),
 			status: 201, answer: "created", cors: true, stored: []storedRows{txRows("o7", 1), rewardRows("o7", 500, 1),
-				{"SELECT COUNT(*) FROM transactions WHERE key = 'o7' AND verified = 1 AND product_id = ''", 1}}},
+				{"SELECT COUNT(*) FROM transactions WHERE key = 'o7' AND verified = TRUE AND product_id = ''", 1}}},
 	})
 	if r := ts.api(p, "POST", "/v1/transactions", `{"key":"o6","amount":"25.00","customer":{"key":"c6"}}`); r.Status != 200 ||
 		r.Header.Get("Idempotent-Replayed") != "true" {

@@ -279,7 +279,7 @@ func TestCollect(t *testing.T) {
 		// stored, duplicate, key conflict
 		{name: "stored", body: collectBody(shop, "transactions.create", "alice", sale("order_1", "25", "c_new")),
 			status: 201, answer: "created", cors: true, stored: []storedRows{
-				{"SELECT COUNT(*) FROM transactions WHERE key = 'order_1' AND source = 'js' AND verified = 0 AND amount_minor = 2500 AND currency = 'USD'", 1},
+				{"SELECT COUNT(*) FROM transactions WHERE key = 'order_1' AND source = 'js' AND verified = FALSE AND amount_minor = 2500 AND currency = 'USD'", 1},
 				{"SELECT COUNT(*) FROM customers c JOIN partners p ON p.id = c.partner_id WHERE c.key = 'c_new' AND p.key = 'alice'", 1},
 				{"SELECT COUNT(*) FROM rewards r JOIN transactions t ON t.id = r.transaction_id WHERE t.key = 'order_1' AND r.amount_minor = 500", 1},
 			}},
@@ -399,7 +399,7 @@ func TestCollectSignature(t *testing.T) {
 		return fmt.Sprintf(`{"key":%q,"amount":%q,"customer":{"key":%q},"options":{"create_customer":true},"signature":%q}`, key, amount, customer, sig)
 	}
 	verified := func(key string, want int) []storedRows {
-		return []storedRows{{"SELECT COUNT(*) FROM transactions WHERE key = '" + key + "' AND verified = 1 AND source = 'js'", want}}
+		return []storedRows{{"SELECT COUNT(*) FROM transactions WHERE key = '" + key + "' AND verified = TRUE AND source = 'js'", want}}
 	}
 	f.run(t, []collectScenario{
 		{name: "good signature, USD written with two decimals",
@@ -903,8 +903,8 @@ func TestVerifiedSaleWinsOverBrowserReport(t *testing.T) {
 		t.Fatalf("server report after a forged one: %d %s", r.Status, r.Body)
 	}
 	for q, want := range map[string]int{
-		`SELECT count(*) FROM transactions WHERE key = 'order_1' AND verified = 1`:                              1,
-		`SELECT count(*) FROM transactions WHERE key = 'order_2' AND verified = 1 AND amount_minor = 2500`:      1,
+		`SELECT count(*) FROM transactions WHERE key = 'order_1' AND verified = TRUE`:                           1,
+		`SELECT count(*) FROM transactions WHERE key = 'order_2' AND verified = TRUE AND amount_minor = 2500`:   1,
 		`SELECT count(*) FROM transactions WHERE key IN ('order_1', 'order_2')`:                                 2,
 		`SELECT count(*) FROM rewards r JOIN transactions t ON t.id = r.transaction_id WHERE t.key = 'order_2'`: 1,
 	} {

@@ -16,10 +16,10 @@ func TestSeedDemo(t *testing.T) {
 		t.Fatal("no demo program")
 	}
 	checks := map[string]string{
-		"JS tracking on for the server's own origins": `SELECT count(*) FROM programs WHERE id = ?1 AND name = 'Demo shop' AND js_tracking = 1
+		"JS tracking on for the server's own origins": `SELECT count(*) FROM programs WHERE id = ?1 AND name = 'Demo shop' AND js_tracking = TRUE
 			AND allowed_origins = '["http://localhost:18123","http://127.0.0.1:18123"]'`,
 		"the demo partner":        `SELECT count(*) FROM partners WHERE program_id = ?1 AND key = 'demo-partner'`,
-		"one program":             `SELECT count(*) = 1 FROM programs WHERE ?1 != ''`,
+		"one program":             `SELECT count(*) FROM programs WHERE ?1 != ''`,
 		"the program is recorded": `SELECT count(*) FROM settings WHERE key = 'demo_program_id' AND value = ?1`,
 	}
 	for name, q := range checks {

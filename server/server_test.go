@@ -6,10 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/potrack/potrack/internal/testenv"
 	"github.com/potrack/potrack/store"
 )
 
@@ -26,7 +26,7 @@ type testServer struct {
 func newTestServer(t testing.TB, mutate ...func(*Config)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := Config{DB: filepath.Join(dir, "potrack.db"), AdminToken: testAdminToken}
+	cfg := Config{DB: testenv.Database(t, dir), AdminToken: testAdminToken}
 	for _, m := range mutate {
 		m(&cfg)
 	}

@@ -150,7 +150,7 @@ const (
 func qSale(key string, amount int64, status string, refunded int64) string {
 	return fmt.Sprintf(`SELECT count(*) FROM transactions t JOIN customers c ON c.id = t.customer_id
 		WHERE t.program_id = ?1 AND t.key = '%s' AND t.amount_minor = %d AND t.currency = 'USD'
-		AND t.source = 'gateway' AND t.verified = 1 AND t.action = 'sale'
+		AND t.source = 'gateway' AND t.verified = TRUE AND t.action = 'sale'
 		AND t.status = '%s' AND t.refunded_minor = %d`, key, amount, status, refunded)
 }
 

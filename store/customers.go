@@ -42,30 +42,29 @@ func (t *Tx) ClaimCustomer(c *Customer) (created bool, err error) {
 		partnerID = sql.NullInt64{Int64: c.Partner.ID, Valid: true}
 	}
 	wasDirty := t.dirty
-	res, err := t.exec(`INSERT INTO customers (program_id, key, name, email, partner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (program_id, key) DO NOTHING`,
-		c.ProgramID, c.Key, c.Name, c.Email, partnerID, unix(c.CreatedAt))
-	if err != nil {
-		return false, err
-	}
-	return t.claimed(res, &c.ID, wasDirty)
+	err = t.queryRow(`INSERT INTO customers (program_id, key, name, email, partner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (program_id, key) DO NOTHING RETURNING id`,
+		c.ProgramID, c.Key, c.Name, c.Email, partnerID, unix(c.CreatedAt)).Scan(&c.ID)
+	return t.claimed(err, wasDirty)
 }
 
-// claimed reads an INSERT … ON CONFLICT DO NOTHING's result: whether it
-// inserted, and then the new row's id. A taken key changed nothing, so
-// the write is as clean as it was before (see runBatch): a conflict, even
-// a forged one, then costs no replay of its batch.
-func (t *Tx) claimed(res sql.Result, id *int64, wasDirty bool) (bool, error) {
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, err
-	}
-	if n == 0 {
+// claimed reads the outcome of an INSERT … ON CONFLICT DO NOTHING
+// RETURNING id: whether it inserted (the id then scanned). A taken key
+// returns no row and changes nothing, so the write is as clean as it was
+// before (see runBatch): a conflict, even a forged one, then costs no
+// replay of its batch.
+func (t *Tx) claimed(err error, wasDirty bool) (bool, error) {
+	if errors.Is(err, sql.ErrNoRows) {
 		t.dirty = wasDirty
 		return false, nil
 	}
-	*id, err = res.LastInsertId()
-	return err == nil, err
+	if err != nil {
+		if isConstraint(err) {
+			t.dirty = wasDirty // a failed statement undid itself
+		}
+		return false, err
+	}
+	return true, nil
 }
 
 // Customer finds a customer of a program by key.

@@ -79,7 +79,7 @@ func (s *Store) noteCommit(err error) {
 // *HealthError naming what fails.
 func (s *Store) Health(ctx context.Context) error {
 	var n int
-	if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM programs LIMIT 1)").Scan(&n); err != nil {
+	if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM programs LIMIT 1) AS x").Scan(&n); err != nil {
 		return &HealthError{"the database cannot be read: " + Describe(err)}
 	}
 	s.health.mu.Lock()
@@ -129,6 +129,9 @@ func isStorageError(err error) bool {
 
 // Describe says what a database error means for whoever runs potrack.
 func Describe(err error) string {
+	if d, ok := describePg(err); ok {
+		return d
+	}
 	var se sqlite3.Error
 	if errors.As(err, &se) {
 		switch se.Code {

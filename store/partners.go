@@ -36,15 +36,12 @@ const partnerColumns = `id, program_id, key, email, name, created_at`
 // InsertPartner stores a new partner; ErrExists when the key is taken.
 func (t *Tx) InsertPartner(p *Partner) error {
 	p.CreatedAt = t.now
-	res, err := t.exec(`INSERT INTO partners (program_id, key, email, name, created_at) VALUES (?, ?, ?, ?, ?)`,
-		p.ProgramID, p.Key, p.Email, p.Name, unix(p.CreatedAt))
+	err := t.queryRow(`INSERT INTO partners (program_id, key, email, name, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		p.ProgramID, p.Key, p.Email, p.Name, unix(p.CreatedAt)).Scan(&p.ID)
 	if isUnique(err) {
 		return ErrExists
 	}
 	if err != nil {
-		return err
-	}
-	if p.ID, err = res.LastInsertId(); err != nil {
 		return err
 	}
 	if t.newPartners == nil {

@@ -58,7 +58,7 @@ func (t *Tx) TakePendingSales(programID, customerKey string) ([]PendingSale, err
 		return nil, nil
 	}
 	var any int
-	if err := t.queryRow(`SELECT count(*) FROM (SELECT 1 FROM pending_sales WHERE program_id = ? LIMIT 1)`, programID).Scan(&any); err != nil {
+	if err := t.queryRow(`SELECT count(*) FROM (SELECT 1 FROM pending_sales WHERE program_id = ? LIMIT 1) AS x`, programID).Scan(&any); err != nil {
 		return nil, err
 	}
 	if any == 0 {
@@ -68,7 +68,7 @@ func (t *Tx) TakePendingSales(programID, customerKey string) ([]PendingSale, err
 		t.noPending[programID] = true
 		return nil, nil
 	}
-	err := t.queryRow(`SELECT count(*) FROM (SELECT 1 FROM pending_sales WHERE program_id = ? AND customer_key = ? LIMIT 1)`,
+	err := t.queryRow(`SELECT count(*) FROM (SELECT 1 FROM pending_sales WHERE program_id = ? AND customer_key = ? LIMIT 1) AS x`,
 		programID, customerKey).Scan(&any)
 	if err != nil || any == 0 {
 		return nil, err

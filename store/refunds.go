@@ -17,8 +17,9 @@ const FullRefund int64 = -1
 const savePendingRefundSQL = `INSERT INTO pending_refunds (program_id, key, refunded_minor, created_at)
 	VALUES (?, ?, ?, ?)
 	ON CONFLICT (program_id, key) DO UPDATE SET refunded_minor =
-		CASE WHEN refunded_minor < 0 OR excluded.refunded_minor < 0 THEN -1
-		     ELSE max(refunded_minor, excluded.refunded_minor) END`
+		CASE WHEN pending_refunds.refunded_minor < 0 OR excluded.refunded_minor < 0 THEN -1
+		     WHEN pending_refunds.refunded_minor > excluded.refunded_minor THEN pending_refunds.refunded_minor
+		     ELSE excluded.refunded_minor END`
 
 // SavePendingRefund records that refundedTotal minor units (FullRefund: all
 // of it) of the not yet stored transaction key are refunded.

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"time"
-
-	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
 // An admin session is a row keyed by the SHA-256 of the random token in the
@@ -35,8 +33,7 @@ func (t *Tx) InsertAdminSession(tokenHash, adminHash string, lifetime time.Durat
 		ExpiresAt: t.now.Add(lifetime)}
 	_, err := t.exec(`INSERT INTO admin_sessions (token_hash, admin_hash, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
 		s.TokenHash, s.AdminHash, unix(s.CreatedAt), unix(s.LastSeenAt), unix(s.ExpiresAt))
-	var se sqlite3.Error
-	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey {
+	if isUnique(err) {
 		return nil, ErrExists
 	}
 	if err != nil {

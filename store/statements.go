@@ -30,6 +30,9 @@ type statements struct {
 // (Tx.StmtContext) allocates and locks, so each statement is bound once a
 // batch.
 func (t *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if t.s.pg != nil {
+		return nil // pgx keeps its own statement cache per connection
+	}
 	if st := t.bound[query]; st != nil {
 		return st
 	}
@@ -79,7 +82,7 @@ func (t *Tx) exec(query string, args ...any) (res sql.Result, err error) {
 	if st := t.stmt(ctx, query); st != nil {
 		res, err = st.ExecContext(ctx, args...)
 	} else {
-		res, err = t.tx.ExecContext(ctx, query, args...)
+		res, err = t.tx.ExecContext(ctx, t.s.read.bind(query), args...)
 	}
 	if err == nil || !isConstraint(err) {
 		t.dirty = true
@@ -112,7 +115,7 @@ func (q txQuerier) QueryRowContext(ctx context.Context, query string, args ...an
 	if st := q.t.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
-	return q.t.tx.QueryRowContext(ctx, query, args...)
+	return q.t.tx.QueryRowContext(ctx, q.t.s.read.bind(query), args...)
 }
 
 func (q txQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
@@ -121,5 +124,5 @@ func (q txQuerier) QueryContext(ctx context.Context, query string, args ...any) 
 	if st := q.t.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
-	return q.t.tx.QueryContext(ctx, query, args...)
+	return q.t.tx.QueryContext(ctx, q.t.s.read.bind(query), args...)
 }

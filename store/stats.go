@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/potrack/potrack/rules"
@@ -48,7 +49,7 @@ const salesAndRewards = `
 
 const dailyTotalsSQL = `SELECT strftime('%Y-%m-%d', at, 'unixepoch'), currency, sum(n),
 	sum(sales / 1000000000), sum(sales % 1000000000), sum(rewards / 1000000000), sum(rewards % 1000000000)
-	FROM (` + salesAndRewards + `) GROUP BY 1, 2 ORDER BY 1, 2`
+	FROM (` + salesAndRewards + `) x GROUP BY 1, 2 ORDER BY 1, 2`
 
 // total() is a float and cannot overflow; it only orders the rows.
 const partnerSalesSQL = `SELECT p.id, p.key, p.name, x.currency, sum(x.n),
@@ -56,6 +57,14 @@ const partnerSalesSQL = `SELECT p.id, p.key, p.name, x.currency, sum(x.n),
 	FROM (` + salesAndRewards + `) x JOIN partners p ON p.id = x.partner_id
 	GROUP BY p.id, x.currency ORDER BY total(x.rewards) DESC, total(x.sales) DESC, p.key
 	LIMIT ?3`
+
+// PostgreSQL spells a day differently, and its sum() of integers is exact
+// (numeric), so it orders by that.
+var (
+	dailyTotalsPG = strings.Replace(dailyTotalsSQL, `strftime('%Y-%m-%d', at, 'unixepoch')`,
+		`to_char(to_timestamp(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')`, 1)
+	partnerSalesPG = strings.ReplaceAll(partnerSalesSQL, "total(", "sum(")
+)
 
 // Sums of amounts can pass int64, where SQLite's sum() fails with "integer
 // overflow": a day of many maximum sales (forged browser sales, say) would
@@ -74,7 +83,11 @@ func joinSum(billions, rest int64) int64 {
 // DailyTotals sums a program's transactions and rewards per UTC day and
 // currency, for days from since on. Days without transactions are absent.
 func (s *Store) DailyTotals(ctx context.Context, programID string, since time.Time) ([]DailyTotal, error) {
-	rows, err := s.read.QueryContext(ctx, dailyTotalsSQL, programID, unix(since))
+	q := dailyTotalsSQL
+	if s.pg != nil {
+		q = dailyTotalsPG
+	}
+	rows, err := s.read.QueryContext(ctx, q, programID, unix(since))
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +111,11 @@ func (s *Store) DailyTotals(ctx context.Context, programID string, since time.Ti
 // customers each partner referred and the rewards it earned, from since on;
 // the limit partners with the highest rewards come first.
 func (s *Store) PartnerSalesSince(ctx context.Context, programID string, since time.Time, limit int) ([]PartnerSales, error) {
-	rows, err := s.read.QueryContext(ctx, partnerSalesSQL, programID, unix(since), limit)
+	q := partnerSalesSQL
+	if s.pg != nil {
+		q = partnerSalesPG
+	}
+	rows, err := s.read.QueryContext(ctx, q, programID, unix(since), limit)
 	if err != nil {
 		return nil, err
 	}

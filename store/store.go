@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
@@ -34,8 +35,9 @@ const maxBatch = 256
 
 // Store is the database handle. It is safe for concurrent use.
 type Store struct {
-	read  *sql.DB
-	write *sql.DB
+	read  *dbh      // the read pool; on PostgreSQL, the one pool
+	write *sql.DB   // SQLite's one writing connection; nil on PostgreSQL
+	pg    *pgEngine // postgres.go; nil on SQLite
 
 	queue      chan *writeReq
 	clicks     chan *writeReq // clicks.go
@@ -81,7 +83,11 @@ type writeReq struct {
 
 // Open opens (creating when needed) the database at path and brings its
 // schema up to date. A database written by a newer potrack is refused.
+// path is an SQLite file, or a postgres:// URL (postgres.go).
 func Open(path string) (*Store, error) {
+	if IsPostgresURL(path) {
+		return openPostgres(path)
+	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create data folder: %w", err)
@@ -128,11 +134,12 @@ func Open(path string) (*Store, error) {
 		write.Close()
 		return nil, err
 	}
-	read, err := sql.Open("sqlite3", dsn+"&mode=ro")
+	readDB, err := sql.Open("sqlite3", dsn+"&mode=ro")
 	if err != nil {
 		write.Close()
 		return nil, err
 	}
+	read := &dbh{DB: readDB}
 	read.SetMaxOpenConns(8)
 	durable, err := newSyncer(path)
 	if err != nil {
@@ -202,6 +209,13 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.pg != nil {
+		s.mu.Unlock()
+		s.pg.inflight.Wait()
+		err := s.read.Close()
+		s.pg.pool.Close()
+		return err
+	}
 	close(s.queue)
 	close(s.clicks)
 	s.mu.Unlock()
@@ -215,6 +229,9 @@ func (s *Store) Close() error {
 // fn may run more than once (see runBatch): it must only assign what it
 // finds, never accumulate it, and must not keep tx after returning.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
+	if s.pg != nil {
+		return s.writePostgres(ctx, fn)
+	}
 	return s.submit(s.queue, &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)})
 }
 
@@ -565,6 +582,15 @@ func unsafeToContinue(err error) bool {
 	return errors.As(err, &se) && se.Code != sqlite3.ErrConstraint
 }
 
+// pgCode is a PostgreSQL error's SQLSTATE, "" for any other error.
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
 // Now is the time of the current write; every row a write creates shares it.
 func (t *Tx) Now() time.Time { return t.now }
 
@@ -581,13 +607,15 @@ func (t *Tx) q() (context.Context, querier) { return context.WithoutCancel(t.ctx
 // changed nothing, and the transaction goes on.
 func isConstraint(err error) bool {
 	var se sqlite3.Error
-	return errors.As(err, &se) && se.Code == sqlite3.ErrConstraint
+	return errors.As(err, &se) && se.Code == sqlite3.ErrConstraint || strings.HasPrefix(pgCode(err), "23")
 }
 
-// isUnique reports a UNIQUE constraint violation.
+// isUnique reports a UNIQUE or PRIMARY KEY constraint violation: a key
+// that is taken.
 func isUnique(err error) bool {
 	var se sqlite3.Error
-	return errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique
+	return errors.As(err, &se) && (se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey) ||
+		pgCode(err) == "23505"
 }
 
 func unix(t time.Time) int64 { return t.Unix() }

@@ -91,16 +91,13 @@ func (t *Tx) ClaimTransaction(tr *Transaction) (created bool, err error) {
 		customerID = sql.NullInt64{Int64: tr.Customer.ID, Valid: true}
 	}
 	wasDirty := t.dirty
-	res, err := t.exec(`INSERT INTO transactions (program_id, key, customer_id, amount_minor, currency,
+	err = t.queryRow(`INSERT INTO transactions (program_id, key, customer_id, amount_minor, currency,
 		action, product_id, product_type, source, verified, rewardable, status, refunded_minor, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (program_id, key) DO NOTHING`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (program_id, key) DO NOTHING RETURNING id`,
 		tr.ProgramID, tr.Key, customerID, tr.Amount.Minor, tr.Amount.Currency, tr.Action,
 		tr.ProductID, tr.ProductType, tr.Source, tr.Verified, tr.Rewardable, tr.Status,
-		tr.RefundedMinor, unix(tr.CreatedAt))
-	if err != nil {
-		return false, err
-	}
-	if created, err := t.claimed(res, &tr.ID, wasDirty); !created || err != nil {
+		tr.RefundedMinor, unix(tr.CreatedAt)).Scan(&tr.ID)
+	if created, err := t.claimed(err, wasDirty); !created || err != nil {
 		return false, err
 	}
 	for _, r := range tr.Rewards {
@@ -108,13 +105,10 @@ func (t *Tx) ClaimTransaction(tr *Transaction) (created bool, err error) {
 		if r.Status == "" {
 			r.Status = RewardOK
 		}
-		res, err := t.exec(`INSERT INTO rewards (transaction_id, partner_id, amount_minor, reversed_minor,
-			currency, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			tr.ID, r.Partner.ID, r.Amount.Minor, r.ReversedMinor, r.Amount.Currency, r.Status, unix(r.CreatedAt))
+		err := t.queryRow(`INSERT INTO rewards (transaction_id, partner_id, amount_minor, reversed_minor,
+			currency, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			tr.ID, r.Partner.ID, r.Amount.Minor, r.ReversedMinor, r.Amount.Currency, r.Status, unix(r.CreatedAt)).Scan(&r.ID)
 		if err != nil {
-			return false, err
-		}
-		if r.ID, err = res.LastInsertId(); err != nil {
 			return false, err
 		}
 	}
@@ -142,7 +136,7 @@ func (t *Tx) SaveRefund(tr *Transaction) error {
 
 // MarkVerified records that a trusted source confirmed a transaction.
 func (t *Tx) MarkVerified(id int64) error {
-	res, err := t.exec(`UPDATE transactions SET verified = 1 WHERE id = ?`, id)
+	res, err := t.exec(`UPDATE transactions SET verified = TRUE WHERE id = ?`, id)
 	if err != nil {
 		return err
 	}

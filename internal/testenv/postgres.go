@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -57,4 +58,31 @@ func Postgres(t testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// EngineVar selects the engine of the tests that run on both (the API
+// scenario tables): unset or "sqlite" for a file, "postgres" for a schema
+// of Postgres. make test runs those packages once with each.
+const EngineVar = "POTRACK_TEST_ENGINE"
+
+// OnPostgres reports whether this run's engine is PostgreSQL.
+func OnPostgres() bool { return os.Getenv(EngineVar) == "postgres" }
+
+// Database returns where a test's store lives on this run's engine: a
+// file in dir, or a PostgreSQL schema of the test's own.
+func Database(t testing.TB, dir string) string {
+	t.Helper()
+	if OnPostgres() {
+		return Postgres(t)
+	}
+	return filepath.Join(dir, "potrack.db")
+}
+
+// SQLiteOnly skips, with its reason, a test of what only SQLite has (its
+// file, its single writer) on a PostgreSQL run; the SQLite run has it.
+func SQLiteOnly(t testing.TB, why string) {
+	t.Helper()
+	if OnPostgres() {
+		t.Skip("SQLite only (the SQLite run of make test covers it): " + why)
+	}
 }

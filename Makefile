@@ -21,13 +21,16 @@ run: build
 	POTRACK_ADMIN_TOKEN=$${POTRACK_ADMIN_TOKEN:-potrack-demo-token} \
 	POTRACK_ADDR=$${POTRACK_ADDR:-127.0.0.1:8080} ./bin/potrack serve --demo
 
-# Every test, the real-browser ones included, under the race detector. The
-# admin page's screenshots are kept in bin/screenshots, and the script's
-# size is printed against its budget.
+# Every test, the real-browser ones included, under the race detector; then
+# the server's tests (the API scenario tables, the browser's and the
+# admin's) once more on PostgreSQL: one suite, two engines. The admin
+# page's screenshots are kept in bin/screenshots, and the script's size is
+# printed against its budget.
 SCREENSHOTS := $(CURDIR)/bin/screenshots
 test: chromium check
 	@mkdir -p $(SCREENSHOTS)
 	POTRACK_SCREENSHOT_DIR=$(SCREENSHOTS) $(GO) test -race -count=1 -timeout 30m ./...
+	POTRACK_TEST_ENGINE=postgres $(GO) test -race -count=1 -timeout 30m ./server/
 	@$(GO) test -count=1 -run '^TestScriptSize$$' -v ./snippet/ | grep -m1 'gzip -9'
 	@echo "admin page screenshots:"; ls -1 $(SCREENSHOTS)/*.png 2>/dev/null || echo "  none: the browser tests were skipped"
 

@@ -189,6 +189,19 @@ type programSecrets struct{ APIKey, SigningSecret, WebhookSecret string }
 
 // createProgram stores a new program built from in, with fresh secrets.
 func (s *Server) createProgram(ctx context.Context, in *programJSONIn) (*store.Program, programSecrets, error) {
+	p, sec, err := makeProgram(in)
+	if err != nil {
+		return nil, programSecrets{}, err
+	}
+	if err := s.store.Write(ctx, func(tx *store.Tx) error { return tx.InsertProgram(p, hashSecret(sec.APIKey)) }); err != nil {
+		return nil, programSecrets{}, err
+	}
+	return p, sec, nil
+}
+
+// makeProgram makes a new program from the input, with its id and secrets,
+// ready to be stored.
+func makeProgram(in *programJSONIn) (*store.Program, programSecrets, error) {
 	if in.Name == nil {
 		return nil, programSecrets{}, invalid("name", "name is required.")
 	}
@@ -202,9 +215,6 @@ func (s *Server) createProgram(ctx context.Context, in *programJSONIn) (*store.P
 		sec.WebhookSecret = newWebhookSecret()
 	}
 	p.SigningSecret, p.WebhookSecret = sec.SigningSecret, sec.WebhookSecret
-	if err := s.store.Write(ctx, func(tx *store.Tx) error { return tx.InsertProgram(p, hashSecret(sec.APIKey)) }); err != nil {
-		return nil, programSecrets{}, err
-	}
 	return p, sec, nil
 }
 

@@ -6,7 +6,7 @@ import "time"
 // the flags and environment variables that fill it.
 type Config struct {
 	Addr             string   // listen address, ":8080"
-	DB               string   // SQLite file
+	DB               string   // SQLite file or postgres:// URL
 	PublicURL        string   // where browsers reach us, e.g. "https://track.example"; derived from the request when empty
 	TrustedProxies   []string // CIDRs or IPs whose X-Forwarded-For is believed
 	AdminToken       string   // when empty, one is generated once and its hash stored

@@ -31,58 +31,72 @@ const (
 var demoPages = []string{"landing", "product", "thanks"}
 
 // seedDemo fills a database that has no programs yet. On later starts it
-// finds the demo program again, for the banner and the shop pages.
+// finds the demo program again, for the banner and the shop pages. The
+// check and the seeding are one write, so of several instances starting
+// together on one database (PostgreSQL) one seeds and the others find its
+// demo.
 func (s *Server) seedDemo(ctx context.Context) error {
 	id, err := s.store.Setting(ctx, demoProgramSetting)
-	if err == nil {
-		p, err := s.store.Program(ctx, id)
-		if err != nil {
-			return nil // the demo program is gone; leave the database be
-		}
-		s.demoProgramID = id
-		// A later start may listen on another port: keep the demo shop's
-		// own origins allowed, or its sales would be refused.
-		origins := p.AllowedOrigins
-		for _, o := range s.ownOrigins() {
-			if !contains(origins, o) {
-				origins = append(origins, o)
-			}
-		}
-		if len(origins) == len(p.AllowedOrigins) {
-			return nil
-		}
-		_, err = s.updateProgram(ctx, id, &programJSONIn{AllowedOrigins: &origins})
+	if errors.Is(err, store.ErrNotFound) {
+		id, err = s.seedDemoOnce(ctx)
+	}
+	if err != nil || id == "" {
 		return err
 	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return err
+	p, err := s.store.Program(ctx, id)
+	if err != nil {
+		return nil // the demo program is gone; leave the database be
 	}
-	programs, err := s.store.Programs(ctx)
-	if err != nil || len(programs) > 0 {
-		return err
+	s.demoProgramID = id
+	// A later start may listen on another port: keep the demo shop's
+	// own origins allowed, or its sales would be refused.
+	origins := p.AllowedOrigins
+	for _, o := range s.ownOrigins() {
+		if !contains(origins, o) {
+			origins = append(origins, o)
+		}
 	}
+	if len(origins) == len(p.AllowedOrigins) {
+		return nil
+	}
+	_, err = s.updateProgram(ctx, id, &programJSONIn{AllowedOrigins: &origins})
+	return err
+}
 
+// seedDemoOnce seeds the demo into a database without programs and
+// returns the demo program's id: its own, or the one another instance
+// seeded first; "" when the database holds other programs.
+func (s *Server) seedDemoOnce(ctx context.Context) (string, error) {
 	name, on := "Demo shop", true
 	origins := s.ownOrigins()
-	v, _, err := s.createProgram(ctx, &programJSONIn{Name: &name, JSTracking: &on, AllowedOrigins: &origins})
+	p, sec, err := makeProgram(&programJSONIn{Name: &name, JSTracking: &on, AllowedOrigins: &origins})
 	if err != nil {
-		return err
+		return "", err
 	}
+	var id string
 	err = s.store.Write(ctx, func(tx *store.Tx) error {
-		p, err := tx.Program(v.ID)
-		if err != nil {
+		id = ""
+		seeded, err := tx.Setting(demoProgramSetting)
+		if err == nil {
+			id = seeded
+			return nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if any, err := tx.AnyProgram(); err != nil || any {
+			return err
+		}
+		if err := tx.InsertProgram(p, hashSecret(sec.APIKey)); err != nil {
 			return err
 		}
 		if _, _, err := tracking.CreatePartner(tx, p, tracking.PartnerInput{Key: demoPartnerKey, Name: "Demo Partner", Email: "partner@example.com"}); err != nil {
 			return err
 		}
-		return tx.SetSetting(demoProgramSetting, v.ID)
+		id = p.ID
+		return tx.SetSetting(demoProgramSetting, p.ID)
 	})
-	if err != nil {
-		return err
-	}
-	s.demoProgramID = v.ID
-	return nil
+	return id, err
 }
 
 // ownOrigins are the origins a browser on this machine reaches the server

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"github.com/potrack/potrack/internal/testenv"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -168,5 +169,41 @@ func TestSeedDemoOnAnotherPort(t *testing.T) {
 	want := "http://localhost:8080 http://127.0.0.1:8080 http://localhost:9090 http://127.0.0.1:9090"
 	if got := strings.Join(p.AllowedOrigins, " "); got != want {
 		t.Fatalf("allowed origins %q, want %q", got, want)
+	}
+}
+
+// TestDemoSeededOnceByInstancesStartingTogether: instances started at the
+// same moment with --demo on one PostgreSQL database (each its own store,
+// as each process has) seed one demo program between them.
+func TestDemoSeededOnceByInstancesStartingTogether(t *testing.T) {
+	db := testenv.Postgres(t)
+	const instances = 8
+	stores := make([]*store.Store, instances)
+	for i := range stores {
+		st, err := store.Open(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		stores[i] = st
+	}
+	start := make(chan struct{})
+	errs := make(chan error, instances)
+	for _, st := range stores {
+		go func() {
+			<-start
+			_, err := New(Config{Addr: ":18125", Demo: true, AdminToken: testAdminToken}, st)
+			errs <- err
+		}()
+	}
+	close(start)
+	for range stores {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := stores[0].CountForTest(context.Background(), `SELECT count(*) FROM programs`)
+	if err != nil || n != 1 {
+		t.Fatalf("%d programs after %d demo starts (%v), want 1", n, instances, err)
 	}
 }

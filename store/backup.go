@@ -28,6 +28,9 @@ type BackupSummary struct {
 //
 // Cancelling ctx (Ctrl-C) interrupts the copy and removes what it wrote.
 func Backup(ctx context.Context, src, dst string) (*BackupSummary, error) {
+	if IsPostgresURL(src) {
+		return nil, errors.New("potrack backup copies an SQLite file; back PostgreSQL up with its own tools: pg_dump --format=custom (docs/deployment.md)")
+	}
 	if fi, err := os.Stat(src); err != nil {
 		return nil, fmt.Errorf("no database at %s: %s", src, Describe(err))
 	} else if fi.IsDir() {

@@ -222,6 +222,9 @@ func checkDB(db *sql.DB, pragma string) ([]string, error) {
 // only, and returns the problems it finds (none for a sound file). It is
 // `potrack check`.
 func Check(path string) ([]string, error) {
+	if IsPostgresURL(path) {
+		return nil, errors.New("potrack check reads an SQLite file; PostgreSQL checks its own data (pg_amcheck)")
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("no database at %s: %s", path, Describe(err))

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -56,6 +57,9 @@ type TableCount struct {
 // or nothing) reading one SQLite snapshot: stop potrack first, or sales
 // recorded after the snapshot are not in the copy.
 func CopyToPostgres(ctx context.Context, src, url string) ([]TableCount, error) {
+	if IsPostgresURL(src) {
+		return nil, errors.New("--from names the SQLite file to copy, not a PostgreSQL database")
+	}
 	if fi, err := os.Stat(src); err != nil {
 		return nil, fmt.Errorf("no database at %s: %s", src, Describe(err))
 	} else if fi.IsDir() {

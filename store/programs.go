@@ -123,6 +123,14 @@ func (s *Store) ProgramByAPIKeyHash(ctx context.Context, hash string) (*Program,
 }
 
 // Programs lists every program, newest first.
+// AnyProgram reports, inside the write, whether the database holds a
+// program.
+func (t *Tx) AnyProgram() (bool, error) {
+	var n int
+	err := t.queryRow(`SELECT count(*) FROM (SELECT 1 FROM programs LIMIT 1) AS x`).Scan(&n)
+	return n > 0, err
+}
+
 func (s *Store) Programs(ctx context.Context) ([]*Program, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT `+programColumns+` FROM programs ORDER BY created_at DESC, id`)
 	if err != nil {

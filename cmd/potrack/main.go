@@ -132,7 +132,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "addr", Value: server.DefaultAddr, Sources: cli.EnvVars("POTRACK_ADDR"),
 				Usage: "listen address"},
 			&cli.StringFlag{Name: "db", Value: server.DefaultDB, Sources: cli.EnvVars("POTRACK_DB"),
-				Usage: "SQLite database file (its folder is created)"},
+				Usage: "SQLite database file (its folder is created), or postgres://user:password@host/database for several instances"},
 			&cli.StringFlag{Name: "public-url", Sources: cli.EnvVars("POTRACK_PUBLIC_URL"),
 				Usage: "URL browsers and gateways use to reach this server, e.g. https://track.example (default: the request's own)"},
 			&cli.StringFlag{Name: "trusted-proxies", Sources: cli.EnvVars("POTRACK_TRUSTED_PROXIES"),
@@ -342,7 +342,7 @@ func serve(ctx context.Context, cfg server.Config, stdout io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	slog.Info("potrack listening", "addr", ln.Addr().String(), "db", cfg.DB)
+	slog.Info("potrack listening", "addr", ln.Addr().String(), "db", store.RedactURL(cfg.DB))
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}

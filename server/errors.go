@@ -112,6 +112,10 @@ func asError(err error) *Error {
 		return errNotFound
 	case errors.Is(err, store.ErrClosed):
 		return errUnavailable
+	case errors.Is(err, store.ErrBusy):
+		return errUnavailable.WithMessage("The database is busy; nothing was stored. Try again shortly.")
+	case store.Unreachable(err):
+		return errUnavailable.WithMessage("The database cannot be reached; try again shortly (a sale sent again with its key is stored once).")
 	case errors.As(err, &fe):
 		switch fe.Code {
 		case http.StatusNotFound:

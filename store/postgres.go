@@ -6,7 +6,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -62,6 +64,11 @@ func openPostgres(rawURL string) (*Store, error) {
 	}
 	if !strings.Contains(rawURL, "pool_max_conns") {
 		cfg.MaxConns = pgMaxConns
+	}
+	// Writes finish even when their client goes away, so a server that
+	// does not answer must not hold them for ever.
+	if !strings.Contains(rawURL, "connect_timeout") {
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	}
 	// A 2xx promises the row is on disk. PostgreSQL's default,
 	// synchronous_commit=on, keeps that promise; a server set to "off"
@@ -129,8 +136,24 @@ func (s *Store) writePostgres(ctx context.Context, fn func(*Tx) error) error {
 		time.Sleep(time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond))))
 	}
 	s.noteCommit(storageErr(err))
+	switch {
+	case err == nil:
+	case isRetryable(err):
+		err = fmt.Errorf("%w: %d attempts: %w", ErrBusy, pgWriteAttempts, err)
+	case isConnError(err):
+		err = fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
 	return err
 }
+
+var (
+	// ErrBusy: a write kept colliding with others (PostgreSQL's
+	// serialization failures) through every retry. Nothing of it is
+	// stored; the client may send it again.
+	ErrBusy = errors.New("the database is busy")
+	// ErrUnreachable: the database server could not be reached.
+	ErrUnreachable = errors.New("the database cannot be reached")
+)
 
 func (s *Store) writePostgresOnce(ctx context.Context, fn func(*Tx) error) error {
 	sqlTx, err := s.read.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable, ReadOnly: s.pg.readOnly.Load()})
@@ -175,9 +198,23 @@ func isRetryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
 
+// Unreachable reports an error of a database server that could not be
+// reached, or whose connection was lost under way: the request may
+// succeed later, and the answer is 503, not 500.
+func Unreachable(err error) bool {
+	return errors.Is(err, ErrUnreachable) || isConnError(err)
+}
+
+// isConnError reports a failure to reach PostgreSQL or a connection lost
+// under way, as opposed to an error PostgreSQL answered.
 func isConnError(err error) bool {
-	var ce *pgconn.ConnectError
-	return errors.As(err, &ce) || pgconn.Timeout(err) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn)
+	var (
+		ce *pgconn.ConnectError
+		ne net.Error
+	)
+	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.Timeout(err) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn)
 }
 
 // describePg says what a PostgreSQL error means for whoever runs potrack.

@@ -7,7 +7,8 @@
 // shared and noisy.
 //
 // Every request carries a key unique to its round, so every sale is a new
-// row, durable before its 2xx (synchronous=FULL).
+// row, durable before its 2xx. The pg- paths run the same sales on
+// PostgreSQL, through one instance and through two sharing the load.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/valyala/fasthttp"
 
 	"github.com/potrack/potrack/rules"
@@ -40,10 +43,12 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds per path")
 	duration := flag.Duration("duration", 5*time.Second, "load per round")
 	conns := flag.Int("conns", 64, "concurrent connections")
-	paths := flag.String("paths", "sale,click,signup,rest", "which paths to measure")
+	paths := flag.String("paths", "sale,click,signup,rest,pg-sale,pg-sale-2", "which paths to measure (pg-: on PostgreSQL, -2: two instances sharing the load)")
+	pg := flag.String("postgres", envOr("POTRACK_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"),
+		"PostgreSQL database for the pg- paths (a schema of the bench's own is made in it and dropped)")
 	stored := flag.Int("stored", 0, "transactions to store before the load (e.g. 1000000), to measure potrack with a large database")
 	flag.Parse()
-	if err := run(*rounds, *duration, *conns, strings.Split(*paths, ","), *stored); err != nil {
+	if err := run(*rounds, *duration, *conns, strings.Split(*paths, ","), *stored, *pg); err != nil {
 		fmt.Fprintln(os.Stderr, "loadbench:", err)
 		os.Exit(1)
 	}
@@ -58,7 +63,14 @@ type result struct {
 	peakRSSMiB    float64
 }
 
-func run(rounds int, duration time.Duration, conns int, paths []string, stored int) error {
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func run(rounds int, duration time.Duration, conns int, paths []string, stored int, pgURL string) error {
 	dir, err := os.MkdirTemp("", "loadbench")
 	if err != nil {
 		return err
@@ -104,13 +116,50 @@ func run(rounds int, duration time.Duration, conns int, paths []string, stored i
 	}
 	defer pt.stop()
 
+	// The PostgreSQL paths: one instance, and two sharing the load, on one
+	// database.
+	var pgServers []*server
+	var pgProg program
+	if slices.ContainsFunc(paths, func(p string) bool { return strings.HasPrefix(p, "pg-") }) {
+		url, drop, err := benchSchema(pgURL)
+		if err != nil {
+			fmt.Printf("loadbench: no PostgreSQL paths: %v\n", err)
+			paths = slices.DeleteFunc(paths, func(p string) bool { return strings.HasPrefix(p, "pg-") })
+		} else {
+			defer drop()
+			pgArgs := slices.Clone(serveArgs)
+			pgArgs[2] = url
+			for range 2 {
+				s, err := start(potrackBin, pgArgs, "POTRACK_ADMIN_TOKEN="+adminToken)
+				if err != nil {
+					return err
+				}
+				defer s.stop()
+				pgServers = append(pgServers, s)
+			}
+			if pgProg, err = setup(pgServers[0].addr); err != nil {
+				return err
+			}
+		}
+	}
+
 	fmt.Printf("loadbench: %d connections, %d rounds of %v per path; CPU is the server process's (user+system) per request\n\n",
 		conns, rounds, duration)
 	fmt.Printf("%-8s %-8s %5s %10s %9s %9s %10s %9s %8s\n", "path", "target", "round", "req/s", "p50", "p99", "CPU/req", "peak RSS", "ratio")
 	for _, path := range paths {
 		for round := 1; round <= rounds; round++ {
-			e := load(empty, path, prog, round, duration, conns)
-			p := load(pt, path, prog, round, duration, conns)
+			e := load([]*server{empty}, strings.TrimSuffix(strings.TrimPrefix(path, "pg-"), "-2"), prog, round, duration, conns)
+			e.path = path
+			var p result
+			switch path {
+			case "pg-sale":
+				p = load(pgServers[:1], "sale", pgProg, round, duration, conns)
+			case "pg-sale-2":
+				p = load(pgServers, "sale", pgProg, round, duration, conns)
+			default:
+				p = load([]*server{pt}, path, prog, round, duration, conns)
+			}
+			p.path = path
 			for _, r := range []result{e, p} {
 				ratio := ""
 				if r.target == "potrack" && e.reqPerSec > 0 {
@@ -244,12 +293,17 @@ func request(req *fasthttp.Request, addr, path string, p program, key string) {
 	}
 }
 
-// load drives s with conns clients for d and measures.
-func load(s *server, path string, p program, round int, d time.Duration, conns int) result {
-	client := &fasthttp.HostClient{Addr: s.addr, MaxConns: conns, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+// load drives the servers with conns clients for d, spread evenly over
+// them, and measures; CPU is theirs together, RSS the largest one's.
+func load(servers []*server, path string, p program, round int, d time.Duration, conns int) result {
+	clients := make([]*fasthttp.HostClient, len(servers))
+	var cpu0 time.Duration
+	for i, s := range servers {
+		clients[i] = &fasthttp.HostClient{Addr: s.addr, MaxConns: conns, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+		cpu0 += cpuTime(s.cmd.Process.Pid)
+	}
 	var ok, failed atomic.Int64
 	lat := make([][]time.Duration, conns)
-	cpu0 := cpuTime(s.cmd.Process.Pid)
 	start := time.Now()
 	stop := start.Add(d)
 	var wg sync.WaitGroup
@@ -260,6 +314,7 @@ func load(s *server, path string, p program, round int, d time.Duration, conns i
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
+			s, client := servers[w%len(servers)], clients[w%len(servers)]
 			for i := 0; time.Now().Before(stop); i++ {
 				req.Reset()
 				request(req, s.addr, path, p, fmt.Sprintf("%s-r%d-w%d-%d", path, round, w, i))
@@ -276,19 +331,56 @@ func load(s *server, path string, p program, round int, d time.Duration, conns i
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := cpuTime(s.cmd.Process.Pid) - cpu0
+	cpu := -cpu0
+	rss := 0.0
+	for _, s := range servers {
+		cpu += cpuTime(s.cmd.Process.Pid)
+		rss = max(rss, peakRSS(s.cmd.Process.Pid))
+	}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
 	}
 	slices.Sort(all)
-	r := result{path: path, target: s.name, ok: int(ok.Load()), failed: int(failed.Load()), peakRSSMiB: peakRSS(s.cmd.Process.Pid)}
+	r := result{path: path, target: servers[0].name, ok: int(ok.Load()), failed: int(failed.Load()), peakRSSMiB: rss}
 	r.reqPerSec = float64(r.ok) / elapsed.Seconds()
 	if n := len(all); n > 0 {
 		r.p50, r.p99 = all[n/2], all[n*99/100]
 		r.cpuPerRequest = cpu / time.Duration(n)
 	}
 	return r
+}
+
+// benchSchema makes a schema of the bench's own in the PostgreSQL database
+// at base and returns a URL that works in it, and how to drop it.
+func benchSchema(base string) (string, func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", nil, fmt.Errorf("PostgreSQL at %s: %v (set -postgres or POTRACK_BENCH_POSTGRES)", store.RedactURL(base), err)
+	}
+	defer conn.Close(ctx)
+	schema := fmt.Sprintf("potrack_bench_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return "", nil, err
+	}
+	drop := func() {
+		ctx := context.Background()
+		if c, err := pgx.Connect(ctx, base); err == nil {
+			c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(ctx)
+		}
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		drop()
+		return "", nil, err
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), drop, nil
 }
 
 // preload stores n transactions of program id in the database at path.

@@ -92,6 +92,15 @@ func (m *metrics) storeStatements(n func() int64) {
 	}, func() float64 { return float64(n()) }))
 }
 
+// storeRetries exports how often a write ran again after colliding with
+// another on PostgreSQL, read when scraped.
+func (m *metrics) storeRetries(n func() int64) {
+	m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "potrack_store_write_retries_total",
+		Help: "Writes run again after a serialization failure or deadlock (PostgreSQL).",
+	}, func() float64 { return float64(n()) }))
+}
+
 // openConns exports the number of open connections, read when scraped.
 func (m *metrics) openConns(open func() int) {
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -59,6 +59,7 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 	s := &Server{cfg: cfg, store: st, metrics: newMetrics()}
 	st.Batches = func(n int) { s.metrics.batches.Observe(float64(n)) }
 	s.metrics.storeStatements(st.Statements)
+	s.metrics.storeRetries(st.Retries)
 
 	var err error
 	if s.limits, err = newRateLimits(cfg, func(limit string) { s.metrics.unchecked.WithLabelValues(limit).Inc() }); err != nil {

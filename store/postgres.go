@@ -46,10 +46,6 @@ func IsPostgresURL(db string) bool {
 	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
-// pgMaxConns is the pool's default size when the URL does not set
-// pool_max_conns: enough for a busy instance, and several instances stay
-// well within PostgreSQL's default of 100 connections.
-const pgMaxConns = 16
 
 // pgWriteAttempts bounds how often a write is retried after serialization
 // failures before its caller is told the database is busy.
@@ -62,9 +58,10 @@ func openPostgres(rawURL string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the PostgreSQL URL %s is not valid: %s", RedactURL(rawURL), describePgURLError(err))
 	}
-	if !strings.Contains(rawURL, "pool_max_conns") {
-		cfg.MaxConns = pgMaxConns
-	}
+	// The pool keeps pgx's default size, max(4, CPUs), unless the URL
+	// sets pool_max_conns: more connections than cores that can run
+	// them add serialization failures (more writes in flight at once),
+	// not sales (docs/performance.md).
 	// Writes finish even when their client goes away, so a server that
 	// does not answer must not hold them for ever.
 	if !strings.Contains(rawURL, "connect_timeout") {
@@ -92,6 +89,10 @@ func openPostgres(rawURL string) (*Store, error) {
 		return nil, fmt.Errorf("migrate PostgreSQL at %s: %s", RedactURL(rawURL), describeMigration(err))
 	}
 	db := stdlib.OpenDBFromPool(pool)
+	// database/sql keeps 2 idle connections by default and hands the rest
+	// back to pgx's pool after each use: keep them all.
+	db.SetMaxIdleConns(int(cfg.MaxConns))
+	db.SetMaxOpenConns(int(cfg.MaxConns))
 	s := &Store{
 		healthFresh: healthFresh,
 		read:        &dbh{DB: db, pg: true},
@@ -106,6 +107,16 @@ type pgEngine struct {
 	pool     *pgxpool.Pool
 	inflight sync.WaitGroup // writes under way, which Close waits for
 	readOnly atomic.Bool    // BreakWritesForTest
+	retries  atomic.Int64   // writes run again after a collision
+}
+
+// Retries is how many times a write ran again after a serialization
+// failure or a deadlock (PostgreSQL; always 0 on SQLite).
+func (s *Store) Retries() int64 {
+	if s.pg == nil {
+		return 0
+	}
+	return s.pg.retries.Load()
 }
 
 // writePostgres runs fn in a serializable transaction of its own and
@@ -131,6 +142,7 @@ func (s *Store) writePostgres(ctx context.Context, fn func(*Tx) error) error {
 		if err == nil || !isRetryable(err) || attempt == pgWriteAttempts {
 			break
 		}
+		s.pg.retries.Add(1)
 		// Back off a little, at random, so the writes that collided do
 		// not collide again.
 		time.Sleep(time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond))))

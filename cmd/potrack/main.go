@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -331,8 +332,9 @@ func serve(ctx context.Context, cfg server.Config, stdout io.Writer) error {
 	defer stop()
 	if path := os.Getenv("POTRACK_CPUPROFILE"); path != "" {
 		// For docs/performance.md: a CPU profile of the whole server
-		// under load, written when it stops.
-		f, err := os.Create(path)
+		// under load, written when it stops (%p in the name: the process id,
+		// for several servers at once).
+		f, err := os.Create(strings.ReplaceAll(path, "%p", strconv.Itoa(os.Getpid())))
 		if err != nil {
 			return fmt.Errorf("POTRACK_CPUPROFILE: %w", err)
 		}

@@ -175,6 +175,15 @@ func run(rounds int, duration time.Duration, conns int, paths []string, stored i
 			}
 		}
 	}
+	for i, s := range pgServers {
+		if _, body, err := do(s.addr, "GET", "/metrics", "", ""); err == nil {
+			for _, line := range strings.Split(string(body), "\n") {
+				if strings.HasPrefix(line, "potrack_store_write_retries_total ") || strings.HasPrefix(line, "potrack_store_statements_total ") {
+					fmt.Printf("loadbench: PostgreSQL instance %d: %s\n", i+1, line)
+				}
+			}
+		}
+	}
 	return nil
 }
 

@@ -46,7 +46,6 @@ func IsPostgresURL(db string) bool {
 	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
-
 // pgWriteAttempts bounds how often a write is retried after serialization
 // failures before its caller is told the database is busy.
 const pgWriteAttempts = 20

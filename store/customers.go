@@ -42,29 +42,22 @@ func (t *Tx) ClaimCustomer(c *Customer) (created bool, err error) {
 		partnerID = sql.NullInt64{Int64: c.Partner.ID, Valid: true}
 	}
 	wasDirty := t.dirty
-	err = t.queryRow(`INSERT INTO customers (program_id, key, name, email, partner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (program_id, key) DO NOTHING RETURNING id`,
-		c.ProgramID, c.Key, c.Name, c.Email, partnerID, unix(c.CreatedAt)).Scan(&c.ID)
-	return t.claimed(err, wasDirty)
+	c.ID, created, err = t.insert(`INSERT INTO customers (program_id, key, name, email, partner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (program_id, key) DO NOTHING`,
+		c.ProgramID, c.Key, c.Name, c.Email, partnerID, unix(c.CreatedAt))
+	t.claimed(created, err, wasDirty)
+	return created, err
 }
 
-// claimed reads the outcome of an INSERT … ON CONFLICT DO NOTHING
-// RETURNING id: whether it inserted (the id then scanned). A taken key
-// returns no row and changes nothing, so the write is as clean as it was
-// before (see runBatch): a conflict, even a forged one, then costs no
-// replay of its batch.
-func (t *Tx) claimed(err error, wasDirty bool) (bool, error) {
-	if errors.Is(err, sql.ErrNoRows) {
+// claimed notes the outcome of an INSERT … ON CONFLICT DO NOTHING: a
+// taken key changed nothing, so the write is as clean as it was before
+// (see runBatch), and a conflict, even a forged one, then costs no replay
+// of its batch; so is a statement that failed on a constraint (it undid
+// itself).
+func (t *Tx) claimed(created bool, err error, wasDirty bool) {
+	if (err == nil && !created) || (err != nil && isConstraint(err)) {
 		t.dirty = wasDirty
-		return false, nil
 	}
-	if err != nil {
-		if isConstraint(err) {
-			t.dirty = wasDirty // a failed statement undid itself
-		}
-		return false, err
-	}
-	return true, nil
 }
 
 // Customer finds a customer of a program by key.

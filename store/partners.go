@@ -36,8 +36,9 @@ const partnerColumns = `id, program_id, key, email, name, created_at`
 // InsertPartner stores a new partner; ErrExists when the key is taken.
 func (t *Tx) InsertPartner(p *Partner) error {
 	p.CreatedAt = t.now
-	err := t.queryRow(`INSERT INTO partners (program_id, key, email, name, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
-		p.ProgramID, p.Key, p.Email, p.Name, unix(p.CreatedAt)).Scan(&p.ID)
+	id, _, err := t.insert(`INSERT INTO partners (program_id, key, email, name, created_at) VALUES (?, ?, ?, ?, ?)`,
+		p.ProgramID, p.Key, p.Email, p.Name, unix(p.CreatedAt))
+	p.ID = id
 	if isUnique(err) {
 		return ErrExists
 	}

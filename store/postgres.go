@@ -221,11 +221,10 @@ func Unreachable(err error) bool {
 func isConnError(err error) bool {
 	var (
 		ce *pgconn.ConnectError
-		ne net.Error
+		oe *net.OpError
 	)
-	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.Timeout(err) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn)
+	return errors.As(err, &ce) || errors.As(err, &oe) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn)
 }
 
 // describePg says what a PostgreSQL error means for whoever runs potrack.

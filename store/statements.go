@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"context"
 	"database/sql"
 	"strings"
@@ -88,6 +89,29 @@ func (t *Tx) exec(query string, args ...any) (res sql.Result, err error) {
 		t.dirty = true
 	}
 	return res, err
+}
+
+// insert runs an INSERT and returns the new row's id; inserted is false
+// when its ON CONFLICT DO NOTHING found the key taken (nothing changed).
+// SQLite gives the id of a plain INSERT, which is cheaper than RETURNING
+// (SQLite buffers RETURNING's rows); PostgreSQL only through RETURNING.
+func (t *Tx) insert(query string, args ...any) (id int64, inserted bool, err error) {
+	if t.s.pg != nil {
+		err := t.queryRow(query+" RETURNING id", args...).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, false, nil
+		}
+		return id, err == nil, err
+	}
+	res, err := t.exec(query, args...)
+	if err != nil {
+		return 0, false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return 0, false, err
+	}
+	id, err = res.LastInsertId()
+	return id, err == nil, err
 }
 
 func (t *Tx) queryRow(query string, args ...any) *sql.Row {

@@ -91,13 +91,14 @@ func (t *Tx) ClaimTransaction(tr *Transaction) (created bool, err error) {
 		customerID = sql.NullInt64{Int64: tr.Customer.ID, Valid: true}
 	}
 	wasDirty := t.dirty
-	err = t.queryRow(`INSERT INTO transactions (program_id, key, customer_id, amount_minor, currency,
+	tr.ID, created, err = t.insert(`INSERT INTO transactions (program_id, key, customer_id, amount_minor, currency,
 		action, product_id, product_type, source, verified, rewardable, status, refunded_minor, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (program_id, key) DO NOTHING RETURNING id`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (program_id, key) DO NOTHING`,
 		tr.ProgramID, tr.Key, customerID, tr.Amount.Minor, tr.Amount.Currency, tr.Action,
 		tr.ProductID, tr.ProductType, tr.Source, tr.Verified, tr.Rewardable, tr.Status,
-		tr.RefundedMinor, unix(tr.CreatedAt)).Scan(&tr.ID)
-	if created, err := t.claimed(err, wasDirty); !created || err != nil {
+		tr.RefundedMinor, unix(tr.CreatedAt))
+	t.claimed(created, err, wasDirty)
+	if !created || err != nil {
 		return false, err
 	}
 	for _, r := range tr.Rewards {
@@ -105,12 +106,13 @@ func (t *Tx) ClaimTransaction(tr *Transaction) (created bool, err error) {
 		if r.Status == "" {
 			r.Status = RewardOK
 		}
-		err := t.queryRow(`INSERT INTO rewards (transaction_id, partner_id, amount_minor, reversed_minor,
-			currency, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			tr.ID, r.Partner.ID, r.Amount.Minor, r.ReversedMinor, r.Amount.Currency, r.Status, unix(r.CreatedAt)).Scan(&r.ID)
+		id, _, err := t.insert(`INSERT INTO rewards (transaction_id, partner_id, amount_minor, reversed_minor,
+			currency, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			tr.ID, r.Partner.ID, r.Amount.Minor, r.ReversedMinor, r.Amount.Currency, r.Status, unix(r.CreatedAt))
 		if err != nil {
 			return false, err
 		}
+		r.ID = id
 	}
 	return true, nil
 }

@@ -115,3 +115,42 @@ func TestPostgresGoneAnswers503(t *testing.T) {
 		t.Fatalf("%d rows for o1, want 1", n)
 	}
 }
+
+// TestInstancesShareAdminSessions: two instances on one PostgreSQL
+// database, as behind a load balancer without sticky sessions: a session
+// made on one works on the other, forms included (CSRF), and signing out
+// through one ends it on both.
+func TestInstancesShareAdminSessions(t *testing.T) {
+	db := testenv.Postgres(t)
+	instance := func() *testServer {
+		st, err := store.Open(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		srv, err := New(Config{DB: db, AdminToken: testAdminToken}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &testServer{Server: srv, t: t, store: st}
+	}
+	a, b := instance(), instance()
+	p := a.createProgram(`{"name":"Shop"}`)
+	onA := a.signIn()
+	onB := &webClient{ts: b, cookie: onA.cookie, csrf: onA.csrf}
+	if !onB.signedIn() {
+		t.Fatal("a session made on one instance is refused by the other")
+	}
+	if r := onB.post("/admin/programs/"+p.ID+"/settings/tracking", url.Values{"js_tracking": {"on"}}); r.Status != 303 {
+		t.Fatalf("a form posted to the other instance with the session's CSRF token: %d %s", r.Status, r.Body)
+	}
+	if n := a.count(`SELECT count(*) FROM programs WHERE id = ? AND js_tracking = TRUE`, p.ID); n != 1 {
+		t.Fatal("the form posted to the other instance changed nothing")
+	}
+	if r := onB.post("/admin/logout", nil); r.Status != 303 {
+		t.Fatalf("sign out on the other instance: %d", r.Status)
+	}
+	if onA.signedIn() {
+		t.Fatal("a session signed out on one instance still opens the admin page on the other")
+	}
+}

@@ -188,22 +188,38 @@ func TestDemoSeededOnceByInstancesStartingTogether(t *testing.T) {
 		stores[i] = st
 	}
 	start := make(chan struct{})
-	errs := make(chan error, instances)
+	servers := make(chan *Server, instances)
 	for _, st := range stores {
 		go func() {
 			<-start
-			_, err := New(Config{Addr: ":18125", Demo: true, AdminToken: testAdminToken}, st)
-			errs <- err
+			srv, err := New(Config{Addr: ":18125", Demo: true, AdminToken: testAdminToken}, st)
+			if err != nil {
+				t.Error(err)
+			}
+			servers <- srv
 		}()
 	}
 	close(start)
+	ids := map[string]bool{}
 	for range stores {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
+		if srv := <-servers; srv != nil {
+			ids[srv.demoProgramID] = true
 		}
 	}
-	n, err := stores[0].CountForTest(context.Background(), `SELECT count(*) FROM programs`)
-	if err != nil || n != 1 {
-		t.Fatalf("%d programs after %d demo starts (%v), want 1", n, instances, err)
+	if t.Failed() {
+		t.FailNow()
+	}
+	if len(ids) != 1 || ids[""] {
+		t.Fatalf("the instances found the demo programs %v, want one and the same", ids)
+	}
+	ctx := context.Background()
+	for q, want := range map[string]int{
+		`SELECT count(*) FROM programs`:                                                                     1,
+		`SELECT count(*) FROM partners WHERE key = 'demo-partner'`:                                          1,
+		`SELECT count(*) FROM settings s JOIN programs p ON p.id = s.value WHERE s.key = 'demo_program_id'`: 1,
+	} {
+		if n, err := stores[0].CountForTest(ctx, q); err != nil || n != want {
+			t.Errorf("%s: %d (%v), want %d, after %d demo starts", q, n, err, want, instances)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -27,11 +29,21 @@ type Click struct {
 // RecordClick stores a click and returns once it is committed.
 func (s *Store) RecordClick(ctx context.Context, c Click) error {
 	if s.pg != nil {
+		done, err := s.pgEnter()
+		if err != nil {
+			return err
+		}
+		defer done()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.pg.timeout)
+		defer cancel()
 		// One statement is its own transaction, committed durably.
-		_, err := s.read.ExecContext(context.WithoutCancel(ctx), insertClickSQL, c.ProgramID, c.PartnerID, c.URL, c.Referrer,
+		_, err = s.read.ExecContext(ctx, insertClickSQL, c.ProgramID, c.PartnerID, c.URL, c.Referrer,
 			unix(time.Now().UTC().Truncate(time.Second)))
 		s.statements.Add(1)
 		s.noteCommit(storageErr(err))
+		if isConnError(err) || errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w: %w", ErrUnreachable, err)
+		}
 		return err
 	}
 	return s.submit(s.clicks, &writeReq{ctx: ctx, click: &c, done: make(chan error, 1)})

@@ -46,6 +46,12 @@ func IsPostgresURL(db string) bool {
 	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
+// pgWriteTimeout bounds a write, all its attempts together: a database
+// that stops answering (a lost network, a lock held by hand, a commit
+// waiting for a standby that is gone) costs a request 503 after it, not a
+// request and a connection for ever. pgx cancels the statement under way.
+const pgWriteTimeout = 10 * time.Second
+
 // pgWriteAttempts bounds how often a write is retried after serialization
 // failures before its caller is told the database is busy.
 const pgWriteAttempts = 20
@@ -62,9 +68,13 @@ func openPostgres(rawURL string) (*Store, error) {
 	// them add serialization failures (more writes in flight at once),
 	// not sales (docs/performance.md).
 	// Writes finish even when their client goes away, so a server that
-	// does not answer must not hold them for ever.
+	// does not answer must not hold them for ever (pgWriteTimeout); reads
+	// are bounded on the server's side.
 	if !strings.Contains(rawURL, "connect_timeout") {
 		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	if _, set := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !set {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = "30s"
 	}
 	// A 2xx promises the row is on disk. PostgreSQL's default,
 	// synchronous_commit=on, keeps that promise; a server set to "off"
@@ -95,7 +105,7 @@ func openPostgres(rawURL string) (*Store, error) {
 	s := &Store{
 		healthFresh: healthFresh,
 		read:        &dbh{DB: db, pg: true},
-		pg:          &pgEngine{pool: pool},
+		pg:          &pgEngine{pool: pool, timeout: pgWriteTimeout},
 		stopped:     make(chan struct{}),
 	}
 	return s, nil
@@ -107,6 +117,7 @@ type pgEngine struct {
 	inflight sync.WaitGroup // writes under way, which Close waits for
 	readOnly atomic.Bool    // BreakWritesForTest
 	retries  atomic.Int64   // writes run again after a collision
+	timeout  time.Duration  // pgWriteTimeout; shorter in tests
 }
 
 // Retries is how many times a write ran again after a serialization
@@ -123,19 +134,16 @@ func (s *Store) Retries() int64 {
 // deadlock. Like SQLite's writer it finishes a write whose caller went
 // away: the caller must not report a failure for a row that is stored.
 func (s *Store) writePostgres(ctx context.Context, fn func(*Tx) error) error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return ErrClosed
+	done, err := s.pgEnter()
+	if err != nil {
+		return err
 	}
-	s.pg.inflight.Add(1)
-	s.mu.RUnlock()
-	defer s.pg.inflight.Done()
+	defer done()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ctx = context.WithoutCancel(ctx)
-	var err error
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.pg.timeout)
+	defer cancel()
 	for attempt := 1; ; attempt++ {
 		err = s.writePostgresOnce(ctx, fn)
 		if err == nil || !isRetryable(err) || attempt == pgWriteAttempts {
@@ -153,8 +161,22 @@ func (s *Store) writePostgres(ctx context.Context, fn func(*Tx) error) error {
 		err = fmt.Errorf("%w: %d attempts: %w", ErrBusy, pgWriteAttempts, err)
 	case isConnError(err):
 		err = fmt.Errorf("%w: %w", ErrUnreachable, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		err = fmt.Errorf("%w: no answer within %v: %w", ErrUnreachable, s.pg.timeout, err)
 	}
 	return err
+}
+
+// pgEnter admits a write unless the store is closing; done ends it (Close
+// waits for the writes under way).
+func (s *Store) pgEnter() (done func(), err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	s.pg.inflight.Add(1)
+	return s.pg.inflight.Done, nil
 }
 
 var (
@@ -196,7 +218,7 @@ func storageErr(err error) error {
 			return nil
 		}
 		return err
-	case isConnError(err):
+	case isConnError(err), errors.Is(err, context.DeadlineExceeded):
 		return err
 	}
 	return nil
@@ -223,6 +245,12 @@ func isConnError(err error) bool {
 		ce *pgconn.ConnectError
 		oe *net.OpError
 	)
+	if code := pgCode(err); strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03" {
+		// The connection failed, or the server is shutting down or
+		// starting (a restart, a fail-over): answered by PostgreSQL,
+		// but about the connection, not the request.
+		return true
+	}
 	return errors.As(err, &ce) || errors.As(err, &oe) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn)
 }

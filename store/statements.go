@@ -79,7 +79,7 @@ func (s *Store) closeStatements() {
 // undoes the statement alone.
 func (t *Tx) exec(query string, args ...any) (res sql.Result, err error) {
 	t.s.statements.Add(1)
-	ctx := context.WithoutCancel(t.ctx)
+	ctx := t.stmtCtx()
 	if st := t.stmt(ctx, query); st != nil {
 		res, err = st.ExecContext(ctx, args...)
 	} else {
@@ -89,6 +89,16 @@ func (t *Tx) exec(query string, args ...any) (res sql.Result, err error) {
 		t.dirty = true
 	}
 	return res, err
+}
+
+// stmtCtx is the context of the write's statements: never cancelled by
+// the client going away (the write finishes and is answered), but on
+// PostgreSQL bounded by pgWriteTimeout, which the write's context carries.
+func (t *Tx) stmtCtx() context.Context {
+	if t.s.pg != nil {
+		return t.ctx
+	}
+	return context.WithoutCancel(t.ctx)
 }
 
 // insert runs an INSERT and returns the new row's id; inserted is false
@@ -115,11 +125,11 @@ func (t *Tx) insert(query string, args ...any) (id int64, inserted bool, err err
 }
 
 func (t *Tx) queryRow(query string, args ...any) *sql.Row {
-	return txQuerier{t}.QueryRowContext(context.WithoutCancel(t.ctx), query, args...)
+	return txQuerier{t}.QueryRowContext(t.stmtCtx(), query, args...)
 }
 
 func (t *Tx) query(query string, args ...any) (*sql.Rows, error) {
-	return txQuerier{t}.QueryContext(context.WithoutCancel(t.ctx), query, args...)
+	return txQuerier{t}.QueryContext(t.stmtCtx(), query, args...)
 }
 
 // txQuerier runs the read helpers' queries inside the write, prepared.

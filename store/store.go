@@ -601,7 +601,7 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func (t *Tx) q() (context.Context, querier) { return context.WithoutCancel(t.ctx), txQuerier{t} }
+func (t *Tx) q() (context.Context, querier) { return t.stmtCtx(), txQuerier{t} }
 
 // isConstraint reports a constraint violation: the statement failed and
 // changed nothing, and the transaction goes on.

@@ -445,7 +445,8 @@ func TestBrowserAttribution(t *testing.T) {
 			e.tracker.set(func(tr *tracker) { tr.attribution = tc.attribution; tr.cookieDays = 7 })
 
 			e.b.Navigate(e.shop.url("/?aff=alice"))
-			e.b.WaitJS(`document.cookie.includes('partnero_partner=alice')`, wait)
+			// The cookie is written at once, then as the answer says.
+			e.b.WaitJS(`document.cookie.includes('partnero_partner=alice') && `+sentSettled, wait)
 			first := e.b.Cookie("", "partnero_partner")
 
 			// bob's link, on a later visit. The click must be recorded
@@ -695,4 +696,156 @@ func TestBrowserScriptLoadedTwice(t *testing.T) {
 		t.Errorf("program %q after a second copy of the script", c.Program)
 	}
 	e.noConsoleErrors()
+}
+
+// TestBrowserCookieWithoutTheServer: the landing writes the referral cookie
+// before and whatever /collect answers, so an ad blocker or a dropped
+// network still leaves the partner for the sale (and for the merchant's
+// backend, which reads the cookie).
+func TestBrowserCookieWithoutTheServer(t *testing.T) {
+	e := newEnv(t)
+	e.shop.page("/", e.loader("prog1"), "")
+	e.shop.page("/thanks", e.loader("prog1"), `po('transactions', 'create', {data: {key: 'order1', amount: 10}});`)
+	e.tracker.set(func(tr *tracker) { tr.mode = modeDrop })
+	e.b.Navigate(e.shop.url("/?aff=alice"))
+	e.tracker.waitReceived(t, "clicks.create", 1)
+	e.b.WaitJS(sentSettled, wait)
+	c := e.b.Cookie("", "partnero_partner")
+	if c == nil || c.Value != "alice" {
+		t.Fatalf("cookie after a landing whose click got no answer: %+v, want alice", c)
+	}
+	if want := float64(time.Now().Unix() + 30*86400); c.Expires < want-120 || c.Expires > want+120 {
+		t.Errorf("cookie expires %v, want in about 30 days (the default)", time.Unix(int64(c.Expires), 0))
+	}
+	e.tracker.set(func(tr *tracker) { tr.mode = modeNormal })
+	e.b.Run(`location.href = '/thanks'`)
+	if tx := e.tracker.waitReceived(t, "transactions.create", 1)[0]; tx.partnerKey() != "alice" {
+		t.Errorf("the sale after a blocked click names %q, want alice", tx.partnerKey())
+	}
+	e.noConsoleErrorsButNetwork()
+}
+
+// TestBrowserUnknownPartnerIsUndone: a link naming a partner the server
+// does not know (202) puts the cookie back as it was: the earlier
+// partner with its expiry, or no cookie at all.
+func TestBrowserUnknownPartnerIsUndone(t *testing.T) {
+	t.Run("an earlier partner", func(t *testing.T) {
+		e := newEnv(t)
+		e.shop.page("/", e.loader("prog1"), "")
+		e.tracker.set(func(tr *tracker) { tr.cookieDays = 7 })
+		e.b.Navigate(e.shop.url("/?aff=alice"))
+		e.b.WaitJS(`document.cookie.includes('partnero_partner=alice') && `+sentSettled, wait)
+		before := e.b.Cookie("", "partnero_partner")
+		e.b.Navigate(e.shop.url("/?aff=zed"))
+		if c := e.tracker.waitReceived(t, "clicks.create", 2)[1]; c.status != http.StatusAccepted {
+			t.Fatalf("click for an unknown partner answered %d", c.status)
+		}
+		e.b.WaitJS(sentSettled+` && document.cookie.includes('partnero_partner=alice')`, wait)
+		after := e.b.Cookie("", "partnero_partner")
+		if after == nil || after.Value != "alice" || after.Expires < before.Expires-2 || after.Expires > before.Expires+2 {
+			t.Fatalf("cookie after an unknown partner's link: %+v, want alice expiring as before (%v)", after, before.Expires)
+		}
+		e.noConsoleErrors()
+	})
+	t.Run("no earlier partner", func(t *testing.T) {
+		e := newEnv(t)
+		e.shop.page("/", e.loader("prog1"), "")
+		e.b.Navigate(e.shop.url("/?aff=zed"))
+		e.tracker.waitReceived(t, "clicks.create", 1)
+		e.b.WaitJS(sentSettled+` && !document.cookie.includes('partnero_partner')`, wait)
+		if c := e.b.Cookie("", "partnero_partner"); c != nil {
+			t.Fatalf("cookie after an unknown partner's link: %+v, want none", c)
+		}
+		e.noConsoleErrors()
+	})
+}
+
+// TestBrowserFirstAttributionWithoutTheServer: with attribution "first"
+// (learned from an earlier answer), a later landing keeps the cookie even
+// when its click gets no answer.
+func TestBrowserFirstAttributionWithoutTheServer(t *testing.T) {
+	e := newEnv(t)
+	e.shop.page("/", e.loader("prog1"), "")
+	e.tracker.set(func(tr *tracker) { tr.attribution = "first" })
+	e.b.Navigate(e.shop.url("/?aff=alice"))
+	e.b.WaitJS(`document.cookie.includes('partnero_partner=alice') && `+sentSettled, wait)
+	e.tracker.set(func(tr *tracker) { tr.mode = modeDrop })
+	e.b.Navigate(e.shop.url("/?aff=bob"))
+	// Chromium may send a POST again on a dropped keep-alive connection.
+	browsertest.WaitFor(t, wait, "bob's click", func() bool { return len(e.tracker.received("clicks.create")) >= 2 })
+	e.b.WaitJS(sentSettled, wait)
+	if c := e.b.Cookie("", "partnero_partner"); c == nil || c.Value != "alice" {
+		t.Fatalf("cookie %+v, want alice kept (first attribution)", c)
+	}
+	e.noConsoleErrorsButNetwork()
+}
+
+// TestBrowserNoJunkClicks: a reload of the landing page, or another landing
+// for the same partner within 30 minutes, counts no click; another
+// partner's link does; a prerendered page counts when it is shown.
+func TestBrowserNoJunkClicks(t *testing.T) {
+	e := newEnv(t)
+	e.shop.page("/", e.loader("prog1"), "")
+	e.shop.page("/other", e.loader("prog1"), "")
+	e.b.Navigate(e.shop.url("/?aff=alice"))
+	e.tracker.waitReceived(t, "clicks.create", 1)
+	e.b.WaitJS(sentSettled, wait)
+
+	// The script decides and sends while it replays the queue, so once po
+	// is the script's own, a click would already be in __sent.
+	const ran = `window.po && po.p === 1`
+	e.b.Run(`location.reload()`)
+	e.b.WaitJS(ran+` && performance.getEntriesByType('navigation')[0].type === 'reload'`, wait)
+	if n := browsertest.Eval[int](e.b, `__sent.length`); n != 0 {
+		t.Errorf("a reload of the landing page sent %d requests", n)
+	}
+	e.b.Navigate(e.shop.url("/other?aff=alice&utm_campaign=x"))
+	e.b.WaitJS(ran, wait)
+	if n := browsertest.Eval[int](e.b, `__sent.length`); n != 0 {
+		t.Errorf("a second landing for the same partner sent %d requests", n)
+	}
+	if c := e.b.Cookie("", "partnero_partner"); c == nil || c.Value != "alice" {
+		t.Errorf("cookie %+v, want alice", c)
+	}
+	e.b.Navigate(e.shop.url("/?aff=bob"))
+	if c := e.tracker.waitReceived(t, "clicks.create", 2)[1]; referral(c.URL) != "bob" {
+		t.Errorf("second click %+v, want bob's", c)
+	}
+
+	// A prerendered page (Chromium's document.prerendering, set here before
+	// the script runs) counts its click only when shown.
+	e.shop.page("/pre", `<script>Object.defineProperty(document, 'prerendering', {value: true, configurable: true})</script>`+e.loader("prog1"), "")
+	e.b.Navigate(e.shop.url("/pre?aff=carol"))
+	e.b.WaitJS(ran, wait)
+	if n := browsertest.Eval[int](e.b, `__sent.length`); n != 0 {
+		t.Errorf("a prerendered page sent %d requests before it was shown", n)
+	}
+	e.b.Run(`Object.defineProperty(document, 'prerendering', {value: false}); document.dispatchEvent(new Event('prerenderingchange'))`)
+	if c := e.tracker.waitReceived(t, "clicks.create", 3)[2]; referral(c.URL) != "carol" {
+		t.Errorf("the shown page's click %+v, want carol's", c)
+	}
+	e.noConsoleErrors()
+}
+
+// TestBrowserCustomReferralParams: a program with its own referral
+// parameters has them in its snippet, so the script reads the partner off
+// the landing URL without the server, as the server reads it.
+func TestBrowserCustomReferralParams(t *testing.T) {
+	e := newEnv(t)
+	l := Loader(e.tracker.URL+"/js/universal.js", "prog1", "ref", "via")
+	if !strings.Contains(l, `po('settings','referral_params',["ref","via"]);`) {
+		t.Fatalf("the snippet does not name the referral parameters:\n%s", l)
+	}
+	e.shop.page("/", l, "")
+	e.tracker.set(func(tr *tracker) { tr.mode = modeDrop })
+	e.b.Navigate(e.shop.url("/?aff=bob&via=alice"))
+	browsertest.WaitFor(t, wait, "the click", func() bool { return len(e.tracker.received("clicks.create")) >= 1 })
+	e.b.WaitJS(sentSettled, wait)
+	if c := e.b.Cookie("", "partnero_partner"); c == nil || c.Value != "alice" {
+		t.Fatalf("cookie %+v, want alice (via=, not the default aff=)", c)
+	}
+	if l := Loader("https://t.example/js/universal.js", "p", "aff"); strings.Contains(l, "settings") {
+		t.Errorf("the default parameters are named in the snippet:\n%s", l)
+	}
+	e.noConsoleErrorsButNetwork()
 }

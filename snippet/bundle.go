@@ -212,11 +212,19 @@ func qValue(params string) float64 {
 // queues calls in the same {a, q} shape as Partnero's loader (so either loader
 // works with the script), the async script tag for scriptURL, and the
 // program's load call. Both values are JSON-encoded, which also escapes <, >
-// and &, so no value can close the script element.
-func Loader(scriptURL, programID string) string {
+// and &, so no value can close the script element. A program whose
+// referral parameters are not the default (aff) names them first, so that
+// the script can read the partner off the landing URL before the server
+// answers (and when it never does).
+func Loader(scriptURL, programID string, referralParams ...string) string {
+	settings := ""
+	if len(referralParams) > 0 && !(len(referralParams) == 1 && referralParams[0] == "aff") {
+		b, _ := json.Marshal(referralParams) // strings cannot fail; <, > and & are escaped
+		settings = "po('settings','referral_params'," + string(b) + ");\n"
+	}
 	return "<script>(function(w,d,n,s,o){w.__partnerObject=n;function f(){var c={a:arguments,q:[]};this.push(c);return f.bind(c.q)}" +
 		"w[n]=w[n]||f.bind(f.q=[]);w[n].q=w[n].q||f.q;o=d.createElement('script');o.async=1;o.src=s;" +
-		"d.head.appendChild(o)})(window,document,'po'," + jsString(scriptURL) + ");\npo('program'," +
+		"d.head.appendChild(o)})(window,document,'po'," + jsString(scriptURL) + ");\n" + settings + "po('program'," +
 		jsString(programID) + ",'load');</script>"
 }
 

@@ -23,22 +23,24 @@ const MAX_MS = 864e5
 export const post = (u: string, b: string): Promise<Response> =>
   fetch(u, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: b, keepalive: true })
 
-const load = (): Entry[] => {
+// get and put read and write a JSON value in localStorage, or nothing.
+export const get = (k: string) => {
   try {
-    return JSON.parse(localStorage[KEY] || '[]')
-  } catch (e) {
-    return []
-  }
+    return JSON.parse(localStorage[k])
+  } catch (e) {}
 }
+export const put = (k: string, v: any) => {
+  try {
+    localStorage[k] = JSON.stringify(v)
+  } catch (e) {}
+}
+
+const load = (): Entry[] => get(KEY) || []
 
 // others returns the stored entries except the one with the body b.
 const others = (b: string): Entry[] => load().filter(x => x.b != b)
 
-const save = (list: Entry[]) => {
-  try {
-    localStorage[KEY] = JSON.stringify(list)
-  } catch (e) {}
-}
+const save = (list: Entry[]) => put(KEY, list)
 
 // Calls go out one at a time, each after the previous one's answer: sent
 // together they may reach the server in any order, and a sale that overtakes

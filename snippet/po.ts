@@ -1,7 +1,7 @@
 // po() — potrack's browser tracker. It speaks Partnero's calls and replays the
 // queue of Partnero's loader (or potrack's shorter one), so a site only changes
 // the script URL. Size matters: TestScriptSize fails above 1,500 bytes gzipped.
-import { flush, post, send } from './outbox'
+import { flush, get, post, put, send } from './outbox'
 
 interface Queued {
   a: ArrayLike<any>
@@ -34,6 +34,14 @@ const partner = () => {
 
 const rnd = () => Math.random().toString(36).slice(2)
 
+// What the script keeps in localStorage.po: the program's referral
+// parameters (r), cookie days (c) and attribution (a) as the last click's
+// answer gave them (before any answer: the snippet's settings, else the
+// defaults), the cookie's expiry (e), and the last click's partner (k) and
+// time (t).
+const st: any = Object.assign({ r: ['aff'], c: 30, a: 'last' }, get('po'))
+const keep = () => put('po', st)
+
 const body = (type: string, o: any = {}) =>
   JSON.stringify({
     program,
@@ -45,18 +53,70 @@ const body = (type: string, o: any = {}) =>
     referrer: d.referrer,
   })
 
-// A click is fire-and-forget: losing one costs a statistic, not a sale.
-const click = () =>
-  post(host + '/collect', body('clicks.create'))
-    .then(r => r.status == 201 && r.json())
+// setCookie writes the referral cookie (v undefined: removes it) until the
+// time exp (ms), and remembers exp so that an undo can restore it.
+const setCookie = (v: string | undefined, exp: number) => {
+  d.cookie =
+    COOKIE + '=' + encodeURIComponent(v || '') +
+    '; expires=' + new Date(v ? exp : 0).toUTCString() +
+    '; path=/; SameSite=Lax' + (loc.protocol == 'https:' ? '; Secure' : '')
+  st.e = exp
+  keep()
+}
+
+// The landing URL's partner, read as the server reads it: the referral
+// parameters in order, then the path form /aff/KEY.
+const landing = () => {
+  const q = new URLSearchParams(loc.search)
+  for (const p of st.r) {
+    const v = (q.get(p) || '').trim()
+    if (v) return v
+  }
+  const m = loc.pathname.match(/(?:^|\/)aff\/([^/]+)/)
+  try {
+    return m ? decodeURIComponent(m[1]) : ''
+  } catch (e) {
+    return ''
+  }
+}
+
+// A landing writes the cookie at once, before and whatever the server
+// answers (an ad blocker or a dropped network must not lose the referral),
+// then reports the click. An answer naming the partner sets the cookie as
+// the program says; one saying the partner is unknown puts back what was
+// there. A reload, or a landing for the same partner within 30 minutes,
+// is not another click.
+const click = () => {
+  const b = body('clicks.create') // with the cookie as the landing found it
+  const k = landing()
+  const prev = partner()
+  const prevExp = st.e
+  const now = Date.now()
+  const wrote = k && !(st.a == 'first' && prev)
+  if (wrote) setCookie(k, now + st.c * 864e5)
+  // (A reload is a landing for the same partner.)
+  if (k && st.k == k && now - st.t < 18e5) return
+  if (k) (st.k = k), (st.t = now), keep()
+  post(host + '/collect', b)
+    .then(r => {
+      if (r.status == 201) return r.json()
+      // The partner is unknown (202): put back what was there.
+      if (r.status == 202 && wrote) (st.k = ''), setCookie(prev, prevExp || now + st.c * 864e5)
+    })
     .then(j => {
-      if (j && j.partner && !(j.attribution == 'first' && partner()))
-        d.cookie =
-          COOKIE + '=' + encodeURIComponent(j.partner) +
-          '; max-age=' + j.cookie_days * 86400 +
-          '; path=/; SameSite=Lax' + (loc.protocol == 'https:' ? '; Secure' : '')
+      if (j && j.partner) {
+        st.c = j.cookie_days
+        st.a = j.attribution
+        if (!(j.attribution == 'first' && prev)) setCookie(j.partner, Date.now() + st.c * 864e5)
+        keep()
+      }
     })
     .catch(() => {})
+}
+
+// A prerendered page is not a visit until it is shown.
+const visit = () =>
+  (d as any).prerendering ? d.addEventListener('prerenderingchange', click) : click()
 
 const call = (type: string, o: any = {}) => {
   const data = o.data || {}
@@ -64,14 +124,10 @@ const call = (type: string, o: any = {}) => {
     // A keyless sale gets a client key before its first attempt, so retries
     // cannot double-count; the key is remembered per page and call, so that
     // reloading the thank-you page sends the same key again.
-    let id = 'po_k' + loc.href + JSON.stringify(o)
-    let key
+    const id = 'po_k' + loc.href + JSON.stringify(o)
+    let key = 'c' + rnd() + rnd()
     try {
-      key = sessionStorage[id]
-    } catch (e) {}
-    key = key || 'c' + rnd() + rnd()
-    try {
-      sessionStorage[id] = key
+      key = sessionStorage[id] = sessionStorage[id] || key
     } catch (e) {}
     o = { data: Object.assign({}, data, { key }), options: o.options }
   }
@@ -82,9 +138,10 @@ function po(c: string, x?: any, y?: any) {
   try {
     if (c == 'settings') {
       if (x == 'api_host') host = String(y).replace(/\/+$/, '')
+      if (x == 'referral_params') st.r = y
     } else if (c == 'program') {
       program = x
-      if (y == 'load' && (loc.search || /\/aff\//.test(loc.pathname))) click()
+      if (y == 'load' && (loc.search || /\/aff\//.test(loc.pathname))) visit()
     } else if ((c == 'customers' || c == 'customer') && x == 'signup') call('customers.signup', y)
     else if (c == 'transactions' && x == 'create') call('transactions.create', y)
   } catch (e) {}

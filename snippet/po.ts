@@ -114,9 +114,11 @@ const click = () => {
     .catch(() => {})
 }
 
-// A prerendered page is not a visit until it is shown.
-const visit = () =>
-  (d as any).prerendering ? d.addEventListener('prerenderingchange', click) : click()
+// land looks at the URL as at a landing: one with a query string or an
+// /aff/ path is worth a click, and a prerendered page's when it is shown.
+const land = () =>
+  (loc.search || landing()) &&
+  ((d as any).prerendering ? d.addEventListener('prerenderingchange', click) : click())
 
 const call = (type: string, o: any = {}) => {
   const data = o.data || {}
@@ -141,7 +143,7 @@ function po(c: string, x?: any, y?: any) {
       if (x == 'referral_params') st.r = y
     } else if (c == 'program') {
       program = x
-      if (y == 'load' && (loc.search || /\/aff\//.test(loc.pathname))) visit()
+      if (y == 'load') land()
     } else if ((c == 'customers' || c == 'customer') && x == 'signup') call('customers.signup', y)
     else if (c == 'transactions' && x == 'create') call('transactions.create', y)
   } catch (e) {}

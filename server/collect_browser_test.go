@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/chromedp/cdproto/network"
 	"github.com/potrack/potrack/internal/testenv"
 	"io"
 	"net"
@@ -16,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/potrack/potrack/internal/browsertest"
@@ -523,4 +523,27 @@ func TestCollectBrowserPartneroLoader(t *testing.T) {
 	e.waitAnswer("transactions.create", 201, "created")
 	e.waitCount(1, qSaleOf, "order_7", 8000, "cust_7", e2ePartner, 1600)
 	e.noConsoleErrors(false)
+}
+
+// TestCollectBrowserReferralSurvivesAnAdBlocker: with /collect blocked on
+// the landing page (Chromium's own request blocking, as an ad blocker does
+// it), the referral cookie is written from the landing URL anyway, and the
+// sale made later, when /collect gets through, is stored for the partner.
+func TestCollectBrowserReferralSurvivesAnAdBlocker(t *testing.T) {
+	e := newE2E(t, false)
+	e.shop.page("/", e.loader)
+	e.shop.page("/thanks", e.loader+thanks("order_ab", "20.00", "cust_ab"))
+	e.b.BlockURLs(e.tracker + "/collect")
+	e.b.Navigate(e.shopURL + "/?aff=" + e2ePartner)
+	e.b.WaitJS(`document.cookie.includes('partnero_partner=`+e2ePartner+`')`, e2eWait)
+	if c := e.b.Cookie("", "partnero_partner"); c == nil || c.Value != e2ePartner {
+		t.Fatalf("cookie %+v after a landing with /collect blocked, want %s", c, e2ePartner)
+	}
+	if n := e.count(`SELECT count(*) FROM clicks`); n != 0 {
+		t.Fatalf("%d clicks stored while /collect was blocked", n)
+	}
+	e.b.BlockURLs()
+	e.b.Run(`location.href = '/thanks'`)
+	e.waitCount(1, qSaleOf, "order_ab", 2000, "cust_ab", e2ePartner, 400)
+	e.noConsoleErrors(true)
 }

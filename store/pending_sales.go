@@ -50,10 +50,12 @@ func (t *Tx) SavePendingSale(programID string, s PendingSale) error {
 // customer, oldest first.
 func (t *Tx) TakePendingSales(programID, customerKey string) ([]PendingSale, error) {
 	// Kept sales are rare and every new attributed customer asks. Whether
-	// the program has any is read once per batch (the batch holds the
-	// write lock: no other process adds one meanwhile); then an index
-	// lookup answers for the customer, and only a customer that has some
-	// pays for DELETE … RETURNING.
+	// the program has any is read once per batch (on SQLite the batch holds
+	// the write lock: no other process adds one meanwhile; on PostgreSQL a
+	// batch is one serializable write, so a sale kept meanwhile by another
+	// instance makes one of the two run again); then an index lookup
+	// answers for the customer, and only a customer that has some pays for
+	// DELETE … RETURNING.
 	if t.noPending[programID] {
 		return nil, nil
 	}

@@ -360,3 +360,23 @@ func (b *Browser) Screenshot(path string) {
 		b.t.Fatalf("browsertest: screenshot to %s: %v", path, err)
 	}
 }
+
+// BlockURLs makes the tab fail every request whose URL matches one of the
+// patterns (URLPattern syntax, e.g. "http://127.0.0.1:8080/collect"), as
+// an ad blocker does; no pattern lifts the block.
+func (b *Browser) BlockURLs(patterns ...string) {
+	b.t.Helper()
+	block := []*network.BlockPattern{}
+	for _, p := range patterns {
+		block = append(block, &network.BlockPattern{URLPattern: p, Block: true})
+	}
+	_, err := chromedp.Run(b.Ctx, func(ctx context.Context, t *chromedp.Target) (cdp.Empty, error) {
+		if _, err := cdp.Call(ctx, t, network.Enable, network.EnableParams{}); err != nil {
+			return cdp.Empty{}, err
+		}
+		return cdp.Call(ctx, t, network.SetBlockedURLs, network.SetBlockedURLsParams{URLPatterns: block})
+	})
+	if err != nil {
+		b.t.Fatalf("browsertest: blocking %q: %v", patterns, err)
+	}
+}

@@ -234,13 +234,18 @@ func (e *e2eEnv) outbox() []e2eOutboxEntry {
 	return list
 }
 
+// clickAnswered is true once the script has handled a click's answer for
+// e2ePartner: the cookie is the program's (cookie_days 7), not the one
+// written at once from the landing URL.
+const clickAnswered = `document.cookie.includes('partnero_partner=` + e2ePartner + `') && JSON.parse(localStorage.po || '{}').c === 7`
+
 // land follows the partner's referral link and waits for the cookie.
 func (e *e2eEnv) land() {
 	e.t.Helper()
 	e.shop.page("/", e.loader)
 	e.b.Navigate(e.shopURL + "/?aff=" + e2ePartner)
 	e.waitAnswer("clicks.create", 201, "created")
-	e.b.WaitJS(`document.cookie.includes('partnero_partner=`+e2ePartner+`')`, e2eWait)
+	e.b.WaitJS(clickAnswered, e2eWait)
 }
 
 // noConsoleErrors fails the test on console errors and exceptions. With
@@ -300,7 +305,10 @@ func TestCollectBrowserReferralCookie(t *testing.T) {
 		t.Errorf("%d clicks store the client's address", n)
 	}
 
-	e.b.WaitJS(`document.cookie.includes('partnero_partner=`+e2ePartner+`')`, e2eWait)
+	// The cookie is written at once for the default 30 days, then for the
+	// program's 7 once the click's answer is handled (the script keeps
+	// the days it was told in localStorage.po, after the cookie).
+	e.b.WaitJS(clickAnswered, e2eWait)
 	c := e.b.Cookie(e.shopURL+"/", "partnero_partner")
 	if c == nil {
 		t.Fatal("Chromium has no partnero_partner cookie for the shop")

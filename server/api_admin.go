@@ -21,7 +21,7 @@ import (
 const (
 	maxOrigins        = 100
 	maxReferralParams = 10
-	maxCookieDays     = 3650
+	maxCookieDays     = 400 // what browsers keep (RFC 6265bis); store migration 6
 )
 
 var referralParamRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)

@@ -153,6 +153,10 @@ CREATE TABLE admin_sessions (
 CREATE INDEX admin_sessions_expires ON admin_sessions (expires_at);
 DELETE FROM settings WHERE key = 'admin_session_key';
 `,
+	// 6: browsers keep a cookie at most 400 days (RFC 6265bis; Chromium
+	// since 104), so a longer cookie_days promised merchants what no
+	// browser keeps: the setting is capped there (server.maxCookieDays).
+	`UPDATE programs SET cookie_days = 400 WHERE cookie_days > 400`,
 }
 
 // SchemaVersion is the schema this binary writes.

@@ -154,6 +154,8 @@ CREATE TABLE admin_sessions (
 CREATE INDEX admin_sessions_expires ON admin_sessions (expires_at);
 DELETE FROM settings WHERE key = 'admin_session_key';
 `,
+	// 6: cookie lifetimes capped at the 400 days browsers keep.
+	`UPDATE programs SET cookie_days = 400 WHERE cookie_days > 400`,
 }
 
 // pgMigrationLock is the advisory lock every migration step takes: potrack

@@ -135,3 +135,34 @@ func TestMigrationDropsSessionKey(t *testing.T) {
 		t.Fatalf("schema version %d", version)
 	}
 }
+
+// TestMigrationCapsCookieDays: a program saved with a cookie lifetime
+// longer than browsers keep is capped at 400 days; others keep theirs.
+func TestMigrationCapsCookieDays(t *testing.T) {
+	path := t.TempDir() + "/old.db"
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:5] {
+		if _, err := db.Exec(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`INSERT INTO programs (id, name, currency, cookie_days, commission, api_key_hash, signing_secret, webhook_secret, created_at, updated_at)
+		VALUES ('long', 'Long', 'USD', 3650, '{}', 'h1', 's', 'w', 0, 0), ('short', 'Short', 'USD', 60, '{}', 'h2', 's', 'w', 0, 0);
+		PRAGMA user_version = 5`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for id, want := range map[string]int{"long": 400, "short": 60} {
+		if n, err := s.CountForTest(context.Background(), `SELECT cookie_days FROM programs WHERE id = ?`, id); err != nil || n != want {
+			t.Errorf("program %s: cookie_days %d (%v), want %d", id, n, err, want)
+		}
+	}
+}

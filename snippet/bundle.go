@@ -42,7 +42,7 @@ func Build(src fs.FS) (*Asset, error) {
 		Bundle:            true,
 		Write:             false,
 		Format:            api.FormatIIFE,
-		Target:            api.ES2017,
+		Target:            api.ES2020,
 		Platform:          api.PlatformBrowser,
 		MinifyWhitespace:  true,
 		MinifyIdentifiers: true,

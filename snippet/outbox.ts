@@ -16,12 +16,13 @@ export interface Entry {
 const KEY = 'po_outbox'
 // Attempts before an entry is dropped for good.
 const MAX_ATTEMPTS = 20
-// Back-off after attempt n (counted from 0): 10 s * 2^n, at most a day.
-const BASE_MS = 1e4
+// Back-off after attempt n (counted from 0): 1 s * 2^n, at most a day. A
+// buyer who stays on the thank-you page sees the retries at 1, 3, 7, 15 s…
+const BASE_MS = 1e3
 const MAX_MS = 864e5
 
-export const post = (u: string, b: string): Promise<Response> =>
-  fetch(u, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: b, keepalive: true })
+// A string body is sent as text/plain;charset=UTF-8: no CORS preflight.
+export const post = (u: string, b: string): Promise<Response> => fetch(u, { method: 'POST', body: b, keepalive: true })
 
 // get and put read and write a JSON value in localStorage, or nothing.
 export const get = (k: string) => {
@@ -35,44 +36,49 @@ export const put = (k: string, v: any) => {
   } catch (e) {}
 }
 
-const load = (): Entry[] => get(KEY) || []
+// Without storage (or before anything is stored) the page's own copy
+// serves, so calls still go out, just without retries on later pages.
+let mem: Entry[] = []
+const load = (): Entry[] => get(KEY) || mem
 
-// others returns the stored entries except the one with the body b.
+// others returns the stored entries except the one with the body b. Entries
+// are identified by their body: an identical body is the same call, which
+// the server treats as a duplicate anyway.
 const others = (b: string): Entry[] => load().filter(x => x.b != b)
 
-const save = (list: Entry[]) => put(KEY, list)
+const save = (list: Entry[]) => put(KEY, (mem = list))
 
-// Calls go out one at a time, each after the previous one's answer: sent
-// together they may reach the server in any order, and a sale that overtakes
-// the signup creating its customer is refused for good. After a failure that
-// will be retried, the calls behind it wait in the outbox too, so that they
-// are retried after it, in order. The chain resolves to "keep going".
-let last: Promise<boolean> = Promise.resolve(true)
+let busy = 0
+let timer: any
 
-// send makes one attempt. The entry is written back with its next try time
-// BEFORE the request is queued, so that a tab closed mid-flight leaves it for
-// a later page load, and a second tab does not send it again at once. Entries
-// are identified by their body: an identical body is the same call, which the
-// server treats as a duplicate anyway.
-export const send = (e: Entry) => {
+// run sends the outbox's first entry, and the next when it is answered:
+// one call at a time, in order, because sent together they may reach the
+// server in any order, and a sale that overtakes the signup creating its
+// customer is refused for good. An entry that is not due yet (it failed
+// here, or another tab has it in flight) holds the ones behind it, and run
+// comes back when it is due; now (the network is back, the page is shown
+// again) tries it at once. Each attempt is written back with its next try
+// time BEFORE the request goes out, so that a tab closed mid-flight leaves
+// it for a later page, and another tab does not send it at the same time.
+export const run = (now?: any) => {
+  const e = load()[0]
+  clearTimeout(timer)
+  if (busy || !e) return
+  const due = e.t - Date.now()
+  if (due > 0 && !now) return (timer = setTimeout(run, due))
+  busy = 1
   const list = others(e.b)
   e.t = Date.now() + Math.min(BASE_MS * 2 ** e.n, MAX_MS)
-  if (++e.n < MAX_ATTEMPTS) list.push(e)
+  if (++e.n < MAX_ATTEMPTS) list.unshift(e)
   save(list)
-  last = last.then(
-    go =>
-      go &&
-      post(e.u, e.b).then(
-        r =>
-          // 2xx is done; 4xx other than 429 will never succeed, so it is not retried.
-          r.status < 500 && r.status != 429 && (save(others(e.b)), true),
-        () => false
-      )
-  )
+  post(e.u, e.b)
+    // 2xx is done; 4xx other than 429 will never succeed, so it is not retried.
+    .then(r => r.status < 500 && r.status != 429 && save(others(e.b)), () => 0)
+    .then(() => ((busy = 0), run()))
 }
 
-// flush retries the entries that are due.
-export const flush = () => {
-  const now = Date.now()
-  load().forEach(e => e.t > now || send(e))
+// send queues a call behind the others and starts the outbox.
+export const send = (u: string, b: string) => {
+  save(others(b).concat({ u, b, n: 0, t: 0 }))
+  run()
 }

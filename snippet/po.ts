@@ -1,7 +1,7 @@
 // po() — potrack's browser tracker. It speaks Partnero's calls and replays the
 // queue of Partnero's loader (or potrack's shorter one), so a site only changes
 // the script URL. Size matters: TestScriptSize fails above 1,500 bytes gzipped.
-import { flush, get, post, put, send } from './outbox'
+import { get, post, put, run, send } from './outbox'
 
 interface Queued {
   a: ArrayLike<any>
@@ -17,19 +17,18 @@ const stub = w[name]
 
 // The default api_host is the origin the script came from. currentScript is
 // null when the script is run from a callback or a module, so fall back to the
-// last script tag that looks like ours.
+// first script tag that looks like ours.
 let host = ''
 let program: string
 try {
   const s: HTMLScriptElement =
-    (d.currentScript as HTMLScriptElement) ||
-    [].filter.call(d.scripts, (x: HTMLScriptElement) => /\/(js\/universal|po)\.js/.test(x.src)).pop()
+    (d.currentScript as HTMLScriptElement) || d.querySelector('script[src*="/js/universal."],script[src*="/po.js"]')!
   host = new URL(s.src).origin
 } catch (e) {}
 
 const partner = () => {
   const m = d.cookie.match(/(?:^|; )partnero_partner=([^;]*)/)
-  return m ? decodeURIComponent(m[1]) : undefined
+  if (m) return decodeURIComponent(m[1])
 }
 
 const rnd = () => Math.random().toString(36).slice(2)
@@ -39,27 +38,28 @@ const rnd = () => Math.random().toString(36).slice(2)
 // answer gave them (before any answer: the snippet's settings, else the
 // defaults), the cookie's expiry (e), and the last click's partner (k) and
 // time (t).
-const st: any = Object.assign({ r: ['aff'], c: 30, a: 'last' }, get('po'))
+const st: any = { r: ['aff'], c: 30, a: 'last', ...get('po') }
 const keep = () => put('po', st)
 
 const body = (type: string, o: any = {}) =>
   JSON.stringify({
     program,
     type,
-    data: o.data || {},
-    options: o.options || {},
+    data: o.data,
+    options: o.options,
     partner: { key: partner() },
     url: loc.href,
     referrer: d.referrer,
   })
 
 // setCookie writes the referral cookie (v undefined: removes it) until the
-// time exp (ms), and remembers exp so that an undo can restore it.
-const setCookie = (v: string | undefined, exp: number) => {
+// time exp (ms; by default the program's cookie lifetime from now), and
+// remembers exp so that an undo can restore it.
+const setCookie = (v: string | undefined, exp: number = Date.now() + st.c * 864e5) => {
   d.cookie =
     COOKIE + '=' + encodeURIComponent(v || '') +
-    '; expires=' + new Date(v ? exp : 0).toUTCString() +
-    '; path=/; SameSite=Lax' + (loc.protocol == 'https:' ? '; Secure' : '')
+    ';expires=' + new Date(v ? exp : 0).toUTCString() +
+    ';path=/;SameSite=Lax' + (loc.protocol == 'https:' ? ';Secure' : '')
   st.e = exp
   keep()
 }
@@ -69,12 +69,12 @@ const setCookie = (v: string | undefined, exp: number) => {
 const landing = () => {
   const q = new URLSearchParams(loc.search)
   for (const p of st.r) {
-    const v = (q.get(p) || '').trim()
+    const v = q.get(p)?.trim()
     if (v) return v
   }
-  const m = loc.pathname.match(/(?:^|\/)aff\/([^/]+)/)
+  // No /aff/ path (null[1]) or a malformed escape: no partner.
   try {
-    return m ? decodeURIComponent(m[1]) : ''
+    return decodeURIComponent(loc.pathname.match(/(?:^|\/)aff\/([^/]+)/)![1])
   } catch (e) {
     return ''
   }
@@ -93,22 +93,22 @@ const click = () => {
   const prevExp = st.e
   const now = Date.now()
   const wrote = k && !(st.a == 'first' && prev)
-  if (wrote) setCookie(k, now + st.c * 864e5)
+  if (wrote) setCookie(k)
   // (A reload is a landing for the same partner.)
   if (k && st.k == k && now - st.t < 18e5) return
   if (k) (st.k = k), (st.t = now), keep()
   post(host + '/collect', b)
-    .then(r => {
-      if (r.status == 201) return r.json()
-      // The partner is unknown (202): put back what was there.
-      if (r.status == 202 && wrote) (st.k = ''), setCookie(prev, prevExp || now + st.c * 864e5)
-    })
+    .then(r =>
+      r.status == 201
+        ? r.json()
+        : // The partner is unknown (202): put back what was there.
+          r.status == 202 && wrote && ((st.k = 0), setCookie(prev, prevExp))
+    )
     .then(j => {
-      if (j && j.partner) {
+      if (j?.partner) {
         st.c = j.cookie_days
         st.a = j.attribution
-        if (!(j.attribution == 'first' && prev)) setCookie(j.partner, Date.now() + st.c * 864e5)
-        keep()
+        j.attribution == 'first' && prev ? keep() : setCookie(j.partner)
       }
     })
     .catch(() => {})
@@ -131,15 +131,15 @@ const call = (type: string, o: any = {}) => {
     try {
       key = sessionStorage[id] = sessionStorage[id] || key
     } catch (e) {}
-    o = { data: Object.assign({}, data, { key }), options: o.options }
+    o = { data: { ...data, key }, options: o.options }
   }
-  send({ u: host + '/collect', b: body(type, o), n: 0, t: 0 })
+  send(host + '/collect', body(type, o))
 }
 
 function po(c: string, x?: any, y?: any) {
   try {
     if (c == 'settings') {
-      if (x == 'api_host') host = String(y).replace(/\/+$/, '')
+      if (x == 'api_host') host = ('' + y).replace(/\/+$/, '')
       if (x == 'referral_params') st.r = y
     } else if (c == 'program') {
       program = x
@@ -159,9 +159,12 @@ const replay = (q?: Queued[]) =>
 
 // A second copy of the script on the page must not reset the first one's state.
 if (!(stub && stub.p)) {
-  try {
-    flush()
-  } catch (e) {}
+  // Retry in the page too: at once when the network is back or the page
+  // is shown again, else when the first entry is due (run's timer).
+  const retry = () => d.hidden || run(1)
+  addEventListener('online', retry)
+  d.addEventListener('visibilitychange', retry)
+  run()
   w[name] = po
   replay(stub && stub.q)
 }

@@ -835,3 +835,31 @@ func TestBrowserCustomReferralParams(t *testing.T) {
 	}
 	e.noConsoleErrorsButNetwork()
 }
+
+// TestBrowserRetryAtOnceWhenBack: the network coming back (online) and the
+// page being shown again (visibilitychange) retry at once, not when the
+// back-off says. The entry is moved an hour ahead so that only the event
+// can send it.
+func TestBrowserRetryAtOnceWhenBack(t *testing.T) {
+	for name, ev := range map[string]string{
+		"online":  `window.dispatchEvent(new Event('online'))`,
+		"visible": `document.dispatchEvent(new Event('visibilitychange', {bubbles: true}))`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.shop.page("/thanks", e.loader("prog1"), `po('transactions', 'create', {data: {key: 'order1', amount: 25}});`)
+			e.tracker.set(func(tr *tracker) { tr.mode = modeDrop })
+			e.b.Navigate(e.shop.url("/thanks"))
+			e.tracker.waitReceived(t, "transactions.create", 1)
+			e.b.WaitJS(sentSettled, wait)
+			e.b.Run(`localStorage.po_outbox = JSON.stringify(JSON.parse(localStorage.po_outbox).map(e => (e.t = Date.now() + 36e5, e)))`)
+			e.tracker.set(func(tr *tracker) { tr.mode = modeNormal })
+			e.b.Run(ev)
+			calls := e.tracker.waitReceived(t, "transactions.create", 2)
+			if calls[1].status != http.StatusCreated || calls[1].dataKey() != "order1" {
+				t.Errorf("retry %+v", calls[1])
+			}
+			e.b.WaitJS(`localStorage.po_outbox === '[]'`, wait)
+		})
+	}
+}

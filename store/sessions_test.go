@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -98,27 +99,7 @@ func TestAdminSessions(t *testing.T) {
 // TestMigrationDropsSessionKey: a database from before session rows loses
 // the key its stateless cookies were signed with.
 func TestMigrationDropsSessionKey(t *testing.T) {
-	path := t.TempDir() + "/old.db"
-	db, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range migrations[:4] {
-		if _, err := db.Exec(m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := db.Exec(`INSERT INTO settings (key, value) VALUES ('admin_session_key', 'secret'), ('admin_token_hash', 'h');
-		PRAGMA user_version = 4`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openOldSchema(t, 4, `INSERT INTO settings (key, value) VALUES ('admin_session_key', 'secret'), ('admin_token_hash', 'h')`)
 	ctx := context.Background()
 	if v, err := s.Setting(ctx, "admin_session_key"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("admin_session_key after the migration: %q, %v", v, err)
@@ -139,19 +120,31 @@ func TestMigrationDropsSessionKey(t *testing.T) {
 // TestMigrationCapsCookieDays: a program saved with a cookie lifetime
 // longer than browsers keep is capped at 400 days; others keep theirs.
 func TestMigrationCapsCookieDays(t *testing.T) {
+	s := openOldSchema(t, 5, `INSERT INTO programs (id, name, currency, cookie_days, commission, api_key_hash, signing_secret, webhook_secret, created_at, updated_at)
+		VALUES ('long', 'Long', 'USD', 3650, '{}', 'h1', 's', 'w', 0, 0), ('short', 'Short', 'USD', 60, '{}', 'h2', 's', 'w', 0, 0)`)
+	for id, want := range map[string]int{"long": 400, "short": 60} {
+		if n, err := s.CountForTest(context.Background(), `SELECT cookie_days FROM programs WHERE id = ?`, id); err != nil || n != want {
+			t.Errorf("program %s: cookie_days %d (%v), want %d", id, n, err, want)
+		}
+	}
+}
+
+// openOldSchema makes a database as a binary of schema version left it,
+// with rows written by seed, then opens it with this binary's Open (which
+// migrates it) and closes it when t ends.
+func openOldSchema(t *testing.T, version int, seed string) *Store {
+	t.Helper()
 	path := t.TempDir() + "/old.db"
 	db, err := sql.Open("sqlite3", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range migrations[:5] {
+	for _, m := range migrations[:version] {
 		if _, err := db.Exec(m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.Exec(`INSERT INTO programs (id, name, currency, cookie_days, commission, api_key_hash, signing_secret, webhook_secret, created_at, updated_at)
-		VALUES ('long', 'Long', 'USD', 3650, '{}', 'h1', 's', 'w', 0, 0), ('short', 'Short', 'USD', 60, '{}', 'h2', 's', 'w', 0, 0);
-		PRAGMA user_version = 5`); err != nil {
+	if _, err := db.Exec(seed + fmt.Sprintf(";\nPRAGMA user_version = %d", version)); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -159,10 +152,6 @@ func TestMigrationCapsCookieDays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	for id, want := range map[string]int{"long": 400, "short": 60} {
-		if n, err := s.CountForTest(context.Background(), `SELECT cookie_days FROM programs WHERE id = ?`, id); err != nil || n != want {
-			t.Errorf("program %s: cookie_days %d (%v), want %d", id, n, err, want)
-		}
-	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

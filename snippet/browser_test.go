@@ -853,11 +853,18 @@ func TestBrowserRetryAtOnceWhenBack(t *testing.T) {
 			e.tracker.waitReceived(t, "transactions.create", 1)
 			e.b.WaitJS(sentSettled, wait)
 			e.b.Run(`localStorage.po_outbox = JSON.stringify(JSON.parse(localStorage.po_outbox).map(e => (e.t = Date.now() + 36e5, e)))`)
+			// Still down: the forced attempt fails and does not count.
+			e.b.Run(ev)
+			e.tracker.waitReceived(t, "transactions.create", 2)
+			e.b.WaitJS(sentSettled, wait)
+			if list := e.outbox(); len(list) != 1 || list[0].N != 1 {
+				t.Errorf("outbox after a forced attempt failed: %+v, want the entry still at 1 attempt", list)
+			}
 			e.tracker.set(func(tr *tracker) { tr.mode = modeNormal })
 			e.b.Run(ev)
-			calls := e.tracker.waitReceived(t, "transactions.create", 2)
-			if calls[1].status != http.StatusCreated || calls[1].dataKey() != "order1" {
-				t.Errorf("retry %+v", calls[1])
+			calls := e.tracker.waitReceived(t, "transactions.create", 3)
+			if calls[2].status != http.StatusCreated || calls[2].dataKey() != "order1" {
+				t.Errorf("retry %+v", calls[2])
 			}
 			e.b.WaitJS(`localStorage.po_outbox === '[]'`, wait)
 		})

@@ -24,7 +24,8 @@ const MAX_MS = 864e5
 // A string body is sent as text/plain;charset=UTF-8: no CORS preflight.
 export const post = (u: string, b: string): Promise<Response> => fetch(u, { method: 'POST', body: b, keepalive: true })
 
-// get and put read and write a JSON value in localStorage, or nothing.
+// get and put read and write a JSON value in localStorage, or nothing; put
+// is truthy when the value was written.
 export const get = (k: string) => {
   try {
     return JSON.parse(localStorage[k])
@@ -32,21 +33,23 @@ export const get = (k: string) => {
 }
 export const put = (k: string, v: any) => {
   try {
-    localStorage[k] = JSON.stringify(v)
+    return (localStorage[k] = JSON.stringify(v))
   } catch (e) {}
 }
 
-// Without storage (or before anything is stored) the page's own copy
-// serves, so calls still go out, just without retries on later pages.
+// Where storage fails (disabled, or full: a write throws while reads
+// still work) the page's own copy serves from then on, so calls still go
+// out and are retried while the page is open, just not on later pages.
 let mem: Entry[] = []
-const load = (): Entry[] => get(KEY) || mem
+let stored: any = 1
+const load = (): Entry[] => (stored && get(KEY)) || mem
 
 // others returns the stored entries except the one with the body b. Entries
 // are identified by their body: an identical body is the same call, which
 // the server treats as a duplicate anyway.
 const others = (b: string): Entry[] => load().filter(x => x.b != b)
 
-const save = (list: Entry[]) => put(KEY, (mem = list))
+const save = (list: Entry[]) => (stored = put(KEY, (mem = list)))
 
 let busy = 0
 let timer: any
@@ -69,7 +72,9 @@ export const run = (now?: any) => {
   busy = 1
   const list = others(e.b)
   e.t = Date.now() + Math.min(BASE_MS * 2 ** e.n, MAX_MS)
-  if (++e.n < MAX_ATTEMPTS) list.unshift(e)
+  // An attempt forced by an event does not count: a buyer switching tabs
+  // during an outage must not use up the entry's attempts.
+  if ((e.n += now ? 0 : 1) < MAX_ATTEMPTS) list.unshift(e)
   save(list)
   post(e.u, e.b)
     // 2xx is done; 4xx other than 429 will never succeed, so it is not retried.

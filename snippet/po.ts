@@ -15,15 +15,13 @@ const COOKIE = 'partnero_partner'
 const name: string = w.__partnerObject || 'po'
 const stub = w[name]
 
-// The default api_host is the origin the script came from. currentScript is
-// null when the script is run from a callback or a module, so fall back to the
-// first script tag that looks like ours.
+// The default api_host is the origin the script came from. Both loaders
+// add a classic script, whose currentScript is set while it runs; a copy
+// run as a module has none and must name api_host.
 let host = ''
 let program: string
 try {
-  const s: HTMLScriptElement =
-    (d.currentScript as HTMLScriptElement) || d.querySelector('script[src*="/js/universal."],script[src*="/po.js"]')!
-  host = new URL(s.src).origin
+  host = new URL((d.currentScript as HTMLScriptElement).src).origin
 } catch (e) {}
 
 const partner = () => {

@@ -71,7 +71,7 @@ func newShop(t *testing.T, tracker string) *shop {
 		program := s.program
 		s.mu.Unlock()
 		d := map[string]any{
-			"Loader": template.HTML(snippet.Loader(s.tracker+"/js/universal.js", program)),
+			"Loader": template.HTML(snippet.Loader(s.tracker+"/js/universal.js", program, snippet.Settings{})),
 			"Title":  "Welcome", "Order": "", "Customer": "",
 		}
 		if r.URL.Path == "/thanks" {

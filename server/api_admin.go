@@ -166,7 +166,7 @@ func (s *Server) viewProgram(c *fiber.Ctx, p *store.Program) *programView {
 		ID: p.ID, Name: p.Name, Currency: p.Currency, JSTracking: p.JSTracking,
 		AllowedOrigins: p.AllowedOrigins, CookieDays: p.CookieDays, ReferralParams: p.ReferralParams,
 		Attribution: p.Attribution, JSRequireSignature: p.JSRequireSignature, Commission: p.Commission,
-		ScriptURL: base + "/js/universal.js", Snippet: snippet.Loader(base+"/js/universal.js", p.ID, p.ReferralParams...),
+		ScriptURL: base + "/js/universal.js", Snippet: snippet.Loader(base+"/js/universal.js", p.ID, snippet.Settings{ReferralParams: p.ReferralParams}),
 		WebhookURL: base + "/webhooks/stripe/" + p.ID, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
 }

@@ -279,14 +279,14 @@ func newEnv(t *testing.T) *env {
 
 // loader is potrack's own loader for the program.
 func (e *env) loader(program string) string {
-	return Loader(e.tracker.URL+"/js/universal.js", program)
+	return Loader(e.tracker.URL+"/js/universal.js", program, Settings{})
 }
 
 // partnero is Partnero's loader pointed at the tracker, followed by the
 // program's load call, as Partnero's docs show it.
 func (e *env) partnero(program string) string {
 	l := strings.Replace(partneroLoader, "https://TRACKER", e.tracker.URL, 1)
-	return `<script>` + l + `po('program', ` + jsString(program) + `, 'load');</script>`
+	return `<script>` + l + `po('program', ` + jsValue(program) + `, 'load');</script>`
 }
 
 func (e *env) noConsoleErrors() {
@@ -335,7 +335,7 @@ func TestBrowserLoadersReplayTheQueueInOrder(t *testing.T) {
 			case "potrack":
 				l = e.loader("prog1")
 			default:
-				l = Loader(e.tracker.URL+"/po.js", "prog1")
+				l = Loader(e.tracker.URL+"/po.js", "prog1", Settings{})
 			}
 			// All of these run before the async script arrives, so they
 			// are queued; the chained call sits in its parent's sub-queue.
@@ -638,7 +638,7 @@ func TestBrowserAPIHostSetting(t *testing.T) {
 	e.shop.page("/", e.partnero("prog1"), "")
 	// Partnero documents the settings before the program call.
 	e.shop.page("/proxied", `<script>`+strings.Replace(partneroLoader, "https://TRACKER", e.tracker.URL, 1)+
-		`po('settings', 'assets_host', 'https://assets.example');po('settings', 'api_host', `+jsString(proxy.URL+"/")+`);po('program', 'prog1', 'load');</script>`,
+		`po('settings', 'assets_host', 'https://assets.example');po('settings', 'api_host', `+jsValue(proxy.URL+"/")+`);po('program', 'prog1', 'load');</script>`,
 		`po('customers', 'signup', {data: {key: 'cust1'}});`)
 	e.b.Navigate(e.shop.url("/proxied?aff=alice"))
 	proxy.waitReceived(t, "clicks.create", 1)
@@ -818,7 +818,7 @@ func TestBrowserNoJunkClicks(t *testing.T) {
 // the landing URL without the server, as the server reads it.
 func TestBrowserCustomReferralParams(t *testing.T) {
 	e := newEnv(t)
-	l := Loader(e.tracker.URL+"/js/universal.js", "prog1", "ref", "via")
+	l := Loader(e.tracker.URL+"/js/universal.js", "prog1", Settings{ReferralParams: []string{"ref", "via"}})
 	if !strings.Contains(l, `po('settings','referral_params',["ref","via"]);`) {
 		t.Fatalf("the snippet does not name the referral parameters:\n%s", l)
 	}
@@ -830,7 +830,7 @@ func TestBrowserCustomReferralParams(t *testing.T) {
 	if c := e.b.Cookie("", "partnero_partner"); c == nil || c.Value != "alice" {
 		t.Fatalf("cookie %+v, want alice (via=, not the default aff=)", c)
 	}
-	if l := Loader("https://t.example/js/universal.js", "p", "aff"); strings.Contains(l, "settings") {
+	if l := Loader("https://t.example/js/universal.js", "p", Settings{ReferralParams: []string{"aff"}}); strings.Contains(l, "settings") {
 		t.Errorf("the default parameters are named in the snippet:\n%s", l)
 	}
 	e.noConsoleErrorsButNetwork()

@@ -208,30 +208,78 @@ func qValue(params string) float64 {
 	return 1
 }
 
+// Settings are a program's settings for the script, as the snippet names
+// them: the script must know them before the first thing it writes, which
+// is before any answer from the server (and when none ever comes).
+type Settings struct {
+	ReferralParams []string
+	CookieDomain   string
+	LinkDomains    []string
+	// RequireConsent starts the script holding everything until
+	// po('consent', true); RespectDNT does not load it at all for a browser
+	// that sends Do-Not-Track or Global Privacy Control.
+	RequireConsent, RespectDNT bool
+	// SPA loads the variant that watches pushState, replaceState and popstate.
+	SPA bool
+}
+
+// Exts names the variant of the script the settings need ("" for the
+// default), as the ext query parameter of the script URL: link decoration
+// (xd) and single-page-app hooks (spa) cost bytes not every site should pay.
+func (s Settings) Exts() string {
+	var ext []string
+	if len(s.LinkDomains) > 0 {
+		ext = append(ext, "xd")
+	}
+	if s.SPA {
+		ext = append(ext, "spa")
+	}
+	return strings.Join(ext, ",")
+}
+
 // Loader returns the inline snippet a merchant pastes: a stub for po() that
 // queues calls in the same {a, q} shape as Partnero's loader (so either loader
-// works with the script), the async script tag for scriptURL, and the
-// program's load call. Both values are JSON-encoded, which also escapes <, >
-// and &, so no value can close the script element. A program whose
-// referral parameters are not the default (aff) names them first, so that
-// the script can read the partner off the landing URL before the server
-// answers (and when it never does).
-func Loader(scriptURL, programID string, referralParams ...string) string {
-	settings := ""
-	if len(referralParams) > 0 && !(len(referralParams) == 1 && referralParams[0] == "aff") {
-		b, _ := json.Marshal(referralParams) // strings cannot fail; <, > and & are escaped
-		settings = "po('settings','referral_params'," + string(b) + ");\n"
+// works with the script), the async script tag for scriptURL (with the
+// variant the settings need), the settings that differ from the defaults,
+// and the program's load call. Every value is JSON-encoded, which also
+// escapes <, > and &, so no value can close the script element.
+func Loader(scriptURL, programID string, s Settings) string {
+	if ext := s.Exts(); ext != "" {
+		sep := "?"
+		if strings.Contains(scriptURL, "?") {
+			sep = "&"
+		}
+		scriptURL += sep + "ext=" + ext
+	}
+	// Do-Not-Track and Global Privacy Control are honoured by not adding
+	// the script: calls queue in the stub and nothing is written or sent.
+	load := "d.head.appendChild(o)"
+	if s.RespectDNT {
+		load = "if(!(navigator.doNotTrack=='1'||navigator.globalPrivacyControl))" + load
+	}
+	var calls strings.Builder
+	if s.RequireConsent {
+		calls.WriteString("po('consent',false);\n")
+	}
+	if rp := s.ReferralParams; len(rp) > 0 && !(len(rp) == 1 && rp[0] == "aff") {
+		calls.WriteString("po('settings','referral_params'," + jsValue(rp) + ");\n")
+	}
+	if s.CookieDomain != "" {
+		calls.WriteString("po('settings','cookie_domain'," + jsValue(s.CookieDomain) + ");\n")
+	}
+	if len(s.LinkDomains) > 0 {
+		calls.WriteString("po('settings','link_domains'," + jsValue(s.LinkDomains) + ");\n")
 	}
 	return "<script>(function(w,d,n,s,o){w.__partnerObject=n;function f(){var c={a:arguments,q:[]};this.push(c);return f.bind(c.q)}" +
 		"w[n]=w[n]||f.bind(f.q=[]);w[n].q=w[n].q||f.q;o=d.createElement('script');o.async=1;o.src=s;" +
-		"d.head.appendChild(o)})(window,document,'po'," + jsString(scriptURL) + ");\n" + settings + "po('program'," +
-		jsString(programID) + ",'load');</script>"
+		load + "})(window,document,'po'," + jsValue(scriptURL) + ");\n" + calls.String() + "po('program'," +
+		jsValue(programID) + ",'load');</script>"
 }
 
-// jsString encodes s as a JavaScript string literal that is safe inside an
-// HTML script element.
-func jsString(s string) string {
-	// Marshalling a string cannot fail; invalid UTF-8 becomes U+FFFD.
-	b, _ := json.Marshal(s)
+// jsValue encodes v (strings or lists of them) as a JavaScript literal
+// that is safe inside an HTML script element.
+func jsValue(v any) string {
+	// Marshalling strings cannot fail; invalid UTF-8 becomes U+FFFD.
+	b, _ := json.Marshal(v)
 	return string(b)
 }

@@ -178,7 +178,7 @@ func TestHandler(t *testing.T) {
 
 func TestLoader(t *testing.T) {
 	hostile := `</script><script>alert(1)</script>`
-	got := Loader("https://track.example/js/universal.js?x=1&y=</script>", hostile)
+	got := Loader("https://track.example/js/universal.js?x=1&y=</script>", hostile, Settings{})
 	if !strings.HasPrefix(got, "<script>") || !strings.HasSuffix(got, "</script>") {
 		t.Fatalf("not one script element: %s", got)
 	}

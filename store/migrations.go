@@ -157,6 +157,17 @@ DELETE FROM settings WHERE key = 'admin_session_key';
 	// since 104), so a longer cookie_days promised merchants what no
 	// browser keeps: the setting is capped there (server.maxCookieDays).
 	`UPDATE programs SET cookie_days = 400 WHERE cookie_days > 400`,
+	// 7: the program's settings for the script: the cookie's domain, the
+	// merchant's other domains whose links carry the referral, consent,
+	// Do-Not-Track and single-page apps. Existing programs keep today's
+	// behaviour: every new setting starts off.
+	`
+ALTER TABLE programs ADD COLUMN cookie_domain TEXT NOT NULL DEFAULT '';
+ALTER TABLE programs ADD COLUMN link_domains TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE programs ADD COLUMN require_consent INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE programs ADD COLUMN respect_dnt INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE programs ADD COLUMN spa INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // SchemaVersion is the schema this binary writes.

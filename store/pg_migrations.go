@@ -156,6 +156,14 @@ DELETE FROM settings WHERE key = 'admin_session_key';
 `,
 	// 6: cookie lifetimes capped at the 400 days browsers keep.
 	`UPDATE programs SET cookie_days = 400 WHERE cookie_days > 400`,
+	// 7: the program's settings for the script, all off.
+	`
+ALTER TABLE programs ADD COLUMN cookie_domain TEXT NOT NULL DEFAULT '';
+ALTER TABLE programs ADD COLUMN link_domains TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE programs ADD COLUMN require_consent BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE programs ADD COLUMN respect_dnt BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE programs ADD COLUMN spa BOOLEAN NOT NULL DEFAULT false;
+`,
 }
 
 // pgMigrationLock is the advisory lock every migration step takes: potrack

@@ -23,6 +23,15 @@ type Program struct {
 	Attribution        string
 	JSRequireSignature bool
 	Commission         rules.Commission
+	// The script's settings: the cookie's domain ("" for the page's host),
+	// the merchant's other domains whose links carry the referral, consent
+	// before anything is stored or sent, Do-Not-Track and Global Privacy
+	// Control honoured, and the single-page-app variant of the script.
+	CookieDomain   string
+	LinkDomains    []string
+	RequireConsent bool
+	RespectDNT     bool
+	SPA            bool
 	// The secrets must stay readable to verify signatures; they are never
 	// shown after creation or rotation. The API key is kept only as a hash.
 	SigningSecret string
@@ -42,28 +51,32 @@ const (
 
 const programColumns = `id, name, currency, js_tracking, allowed_origins, cookie_days,
 	referral_params, attribution, js_require_signature, commission, signing_secret,
-	webhook_secret, created_at, updated_at`
+	webhook_secret, created_at, updated_at, cookie_domain, link_domains, require_consent,
+	respect_dnt, spa`
 
 const insertProgramSQL = `INSERT INTO programs (id, name, currency, js_tracking, allowed_origins,
 	cookie_days, referral_params, attribution, js_require_signature, commission, api_key_hash,
-	signing_secret, webhook_secret, created_at, updated_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	signing_secret, webhook_secret, created_at, updated_at, cookie_domain, link_domains,
+	require_consent, respect_dnt, spa)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 const updateProgramSQL = `UPDATE programs SET name = ?, currency = ?, js_tracking = ?,
 	allowed_origins = ?, cookie_days = ?, referral_params = ?, attribution = ?,
-	js_require_signature = ?, commission = ?, updated_at = ? WHERE id = ?`
+	js_require_signature = ?, commission = ?, cookie_domain = ?, link_domains = ?,
+	require_consent = ?, respect_dnt = ?, spa = ?, updated_at = ? WHERE id = ?`
 
 // InsertProgram stores a new program; apiKeyHash is the hash of its API key.
 func (t *Tx) InsertProgram(p *Program, apiKeyHash string) error {
 	t.programsChanged = true
 	p.CreatedAt, p.UpdatedAt = t.now, t.now
-	origins, params, commission, err := programJSON(p)
+	j, err := programJSON(p)
 	if err != nil {
 		return err
 	}
-	_, err = t.exec(insertProgramSQL, p.ID, p.Name, p.Currency, p.JSTracking, origins,
-		p.CookieDays, params, p.Attribution, p.JSRequireSignature, commission, apiKeyHash,
-		p.SigningSecret, p.WebhookSecret, unix(p.CreatedAt), unix(p.UpdatedAt))
+	_, err = t.exec(insertProgramSQL, p.ID, p.Name, p.Currency, p.JSTracking, j.origins,
+		p.CookieDays, j.params, p.Attribution, p.JSRequireSignature, j.commission, apiKeyHash,
+		p.SigningSecret, p.WebhookSecret, unix(p.CreatedAt), unix(p.UpdatedAt),
+		p.CookieDomain, j.linkDomains, p.RequireConsent, p.RespectDNT, p.SPA)
 	return err
 }
 
@@ -71,12 +84,13 @@ func (t *Tx) InsertProgram(p *Program, apiKeyHash string) error {
 func (t *Tx) UpdateProgram(p *Program) error {
 	t.programsChanged = true
 	p.UpdatedAt = t.now
-	origins, params, commission, err := programJSON(p)
+	j, err := programJSON(p)
 	if err != nil {
 		return err
 	}
-	res, err := t.exec(updateProgramSQL, p.Name, p.Currency, p.JSTracking, origins,
-		p.CookieDays, params, p.Attribution, p.JSRequireSignature, commission,
+	res, err := t.exec(updateProgramSQL, p.Name, p.Currency, p.JSTracking, j.origins,
+		p.CookieDays, j.params, p.Attribution, p.JSRequireSignature, j.commission,
+		p.CookieDomain, j.linkDomains, p.RequireConsent, p.RespectDNT, p.SPA,
 		unix(p.UpdatedAt), p.ID)
 	if err != nil {
 		return err
@@ -160,13 +174,14 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanProgram(row scanner) (*Program, error) {
 	var (
-		p                     Program
-		origins, params, comm string
-		created, updated      int64
+		p                                  Program
+		origins, params, comm, linkDomains string
+		created, updated                   int64
 	)
 	err := row.Scan(&p.ID, &p.Name, &p.Currency, &p.JSTracking, &origins, &p.CookieDays,
 		&params, &p.Attribution, &p.JSRequireSignature, &comm, &p.SigningSecret,
-		&p.WebhookSecret, &created, &updated)
+		&p.WebhookSecret, &created, &updated, &p.CookieDomain, &linkDomains,
+		&p.RequireConsent, &p.RespectDNT, &p.SPA)
 	if err != nil {
 		return nil, err
 	}
@@ -179,27 +194,38 @@ func scanProgram(row scanner) (*Program, error) {
 	if err := json.Unmarshal([]byte(comm), &p.Commission); err != nil {
 		return nil, fmt.Errorf("program %s commission: %w", p.ID, err)
 	}
+	if err := json.Unmarshal([]byte(linkDomains), &p.LinkDomains); err != nil {
+		return nil, fmt.Errorf("program %s link_domains: %w", p.ID, err)
+	}
+	if p.LinkDomains == nil {
+		p.LinkDomains = []string{}
+	}
 	p.CreatedAt, p.UpdatedAt = fromUnix(created), fromUnix(updated)
 	return &p, nil
 }
 
-func programJSON(p *Program) (origins, params, commission string, err error) {
+// programJSONText is a program's list and object columns as stored.
+type programJSONText struct{ origins, params, commission, linkDomains string }
+
+func programJSON(p *Program) (programJSONText, error) {
 	if p.AllowedOrigins == nil {
 		p.AllowedOrigins = []string{}
 	}
-	o, err := json.Marshal(p.AllowedOrigins)
-	if err != nil {
-		return "", "", "", err
+	if p.LinkDomains == nil {
+		p.LinkDomains = []string{}
 	}
-	r, err := json.Marshal(p.ReferralParams)
-	if err != nil {
-		return "", "", "", err
+	var out programJSONText
+	for _, f := range []struct {
+		dst *string
+		v   any
+	}{{&out.origins, p.AllowedOrigins}, {&out.params, p.ReferralParams}, {&out.commission, p.Commission}, {&out.linkDomains, p.LinkDomains}} {
+		b, err := json.Marshal(f.v)
+		if err != nil {
+			return programJSONText{}, err
+		}
+		*f.dst = string(b)
 	}
-	c, err := json.Marshal(p.Commission)
-	if err != nil {
-		return "", "", "", err
-	}
-	return string(o), string(r), string(c), nil
+	return out, nil
 }
 
 func mustAffect(res sql.Result) error {

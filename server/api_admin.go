@@ -37,6 +37,12 @@ type programJSONIn struct {
 	Attribution        *string           `json:"attribution"`
 	JSRequireSignature *bool             `json:"js_require_signature"`
 	Commission         *rules.Commission `json:"commission"`
+	// The script's settings (see snippet.Settings).
+	CookieDomain   *string   `json:"cookie_domain"`
+	LinkDomains    *[]string `json:"link_domains"`
+	RequireConsent *bool     `json:"require_consent"`
+	RespectDNT     *bool     `json:"respect_dnt"`
+	SPA            *bool     `json:"spa"`
 	// WebhookSecret lets a merchant paste the signing secret Stripe shows
 	// for the endpoint; it is write-only like every secret.
 	WebhookSecret *string `json:"webhook_secret"`
@@ -45,7 +51,7 @@ type programJSONIn struct {
 func newProgram() *store.Program {
 	return &store.Program{
 		Currency: "USD", AllowedOrigins: []string{}, CookieDays: 30, ReferralParams: []string{"aff"},
-		Attribution: "last", Commission: rules.DefaultCommission(),
+		Attribution: "last", Commission: rules.DefaultCommission(), LinkDomains: []string{},
 	}
 }
 
@@ -120,6 +126,39 @@ func (in *programJSONIn) apply(p *store.Program) error {
 	if err := p.Commission.Validate(p.Currency); err != nil {
 		return err
 	}
+	if in.CookieDomain != nil {
+		d, err := normalizeCookieDomain(*in.CookieDomain)
+		if err != nil {
+			return err
+		}
+		p.CookieDomain = d
+	}
+	if in.LinkDomains != nil {
+		list, err := normalizeLinkDomains(*in.LinkDomains)
+		if err != nil {
+			return err
+		}
+		p.LinkDomains = list
+	}
+	if in.RequireConsent != nil {
+		p.RequireConsent = *in.RequireConsent
+	}
+	if in.RespectDNT != nil {
+		p.RespectDNT = *in.RespectDNT
+	}
+	if in.SPA != nil {
+		p.SPA = *in.SPA
+	}
+	// The cookie domain must cover an allowed origin, judged on the result:
+	// a change of either may break it.
+	if p.CookieDomain != "" && (in.CookieDomain != nil || in.AllowedOrigins != nil) && !cookieDomainCovers(p.CookieDomain, p.AllowedOrigins) {
+		if in.CookieDomain == nil {
+			return invalid("allowed_origins", "These allowed origins would leave none under cookie_domain "+p.CookieDomain+
+				": keep an origin on that domain, or change or clear cookie_domain first.")
+		}
+		return invalid("cookie_domain", "cookie_domain must cover one of the allowed origins: it is the domain of one "+
+			"(shop.example for https://shop.example) or a parent of it (shop.example for https://www.shop.example). Add the origin first.")
+	}
 	if in.WebhookSecret != nil {
 		if err := checkText("webhook_secret", *in.WebhookSecret, 255, true); err != nil {
 			return err
@@ -127,6 +166,14 @@ func (in *programJSONIn) apply(p *store.Program) error {
 		p.WebhookSecret = *in.WebhookSecret
 	}
 	return nil
+}
+
+// scriptSettings are the settings of p the install snippet names.
+func scriptSettings(p *store.Program) snippet.Settings {
+	return snippet.Settings{
+		ReferralParams: p.ReferralParams, CookieDomain: p.CookieDomain, LinkDomains: p.LinkDomains,
+		RequireConsent: p.RequireConsent, RespectDNT: p.RespectDNT, SPA: p.SPA,
+	}
 }
 
 // programView is a program as the admin API shows it. Secrets appear only
@@ -142,6 +189,11 @@ type programView struct {
 	Attribution        string           `json:"attribution"`
 	JSRequireSignature bool             `json:"js_require_signature"`
 	Commission         rules.Commission `json:"commission"`
+	CookieDomain       string           `json:"cookie_domain"`
+	LinkDomains        []string         `json:"link_domains"`
+	RequireConsent     bool             `json:"require_consent"`
+	RespectDNT         bool             `json:"respect_dnt"`
+	SPA                bool             `json:"spa"`
 	ScriptURL          string           `json:"script_url"`
 	Snippet            string           `json:"snippet"`
 	WebhookURL         string           `json:"webhook_url"`
@@ -162,11 +214,23 @@ func (s *Server) publicURL(c *fiber.Ctx) string {
 
 func (s *Server) viewProgram(c *fiber.Ctx, p *store.Program) *programView {
 	base := s.publicURL(c)
+	script := scriptSettings(p)
+	// The script URL names the variant the settings need, as the snippet does.
+	scriptURL := base + "/js/universal.js"
+	if ext := script.Exts(); ext != "" {
+		scriptURL += "?ext=" + ext
+	}
+	linkDomains := p.LinkDomains
+	if linkDomains == nil {
+		linkDomains = []string{}
+	}
 	return &programView{
 		ID: p.ID, Name: p.Name, Currency: p.Currency, JSTracking: p.JSTracking,
 		AllowedOrigins: p.AllowedOrigins, CookieDays: p.CookieDays, ReferralParams: p.ReferralParams,
 		Attribution: p.Attribution, JSRequireSignature: p.JSRequireSignature, Commission: p.Commission,
-		ScriptURL: base + "/js/universal.js", Snippet: snippet.Loader(base+"/js/universal.js", p.ID, snippet.Settings{ReferralParams: p.ReferralParams}),
+		CookieDomain: p.CookieDomain, LinkDomains: linkDomains, RequireConsent: p.RequireConsent,
+		RespectDNT: p.RespectDNT, SPA: p.SPA,
+		ScriptURL: scriptURL, Snippet: snippet.Loader(base+"/js/universal.js", p.ID, script),
 		WebhookURL: base + "/webhooks/stripe/" + p.ID, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
 }

@@ -282,3 +282,167 @@ func TestShortAdminTokenRefused(t *testing.T) {
 		t.Fatalf("a 5-character admin token: err = %v", err)
 	}
 }
+
+// TestAdminAPIScriptSettings: the script's settings (cookie_domain,
+// link_domains, require_consent, respect_dnt, spa) through the admin API:
+// what is accepted and how it is stored, what is refused and with which
+// field, the rule that the cookie domain covers an allowed origin after the
+// whole change, the program's view and its snippet. A refused request
+// changes nothing.
+func TestAdminAPIScriptSettings(t *testing.T) {
+	const shop = `{"name":"Shop","allowed_origins":["https://www.shop.example","https://*.app.example"]}`
+	const withCookie = `{"name":"Shop","allowed_origins":["https://www.shop.example"],"cookie_domain":"shop.example"}`
+	long := strings.Repeat("a", 63)
+	many := func(n int) string {
+		var list []string
+		for i := range n {
+			list = append(list, fmt.Sprintf(`"d%d.example"`, i))
+		}
+		return `{"link_domains":[` + strings.Join(list, ",") + `]}`
+	}
+	type sc struct {
+		name    string
+		create  string // the program's creation body; "" is shop
+		method  string // "" is PATCH of the program; POST creates another
+		body    string
+		status  int
+		field   string // error.field when refused
+		want    []string
+		notWant []string
+	}
+	scenarios := []sc{
+		// cookie_domain
+		{name: "cookie domain: a parent of an origin", body: `{"cookie_domain":"shop.example"}`, status: 200, want: []string{`"cookie_domain":"shop.example"`}},
+		{name: "cookie domain: trimmed, lower-cased, leading dot dropped", body: `{"cookie_domain":"  .Shop.EXAMPLE "}`, status: 200, want: []string{`"cookie_domain":"shop.example"`}},
+		{name: "cookie domain: an origin's own host", body: `{"cookie_domain":"www.shop.example"}`, status: 200, want: []string{`"cookie_domain":"www.shop.example"`}},
+		{name: "cookie domain: a wildcard origin's domain", body: `{"cookie_domain":"app.example"}`, status: 200, want: []string{`"cookie_domain":"app.example"`}},
+		{name: "cookie domain: a host a wildcard origin allows", body: `{"cookie_domain":"eu.app.example"}`, status: 200, want: []string{`"cookie_domain":"eu.app.example"`}},
+		{name: "cookie domain: two levels under a wildcard", body: `{"cookie_domain":"a.eu.app.example"}`, status: 422, field: "cookie_domain", want: []string{"must cover one of the allowed origins"}},
+		{name: "cookie domain: covering no origin", body: `{"cookie_domain":"other.example"}`, status: 422, field: "cookie_domain", want: []string{"must cover one of the allowed origins"}},
+		{name: "cookie domain: a subdomain of the origin's parent only", body: `{"cookie_domain":"cdn.shop.example"}`, status: 422, field: "cookie_domain"},
+		{name: "cookie domain: a public suffix covering the origin", create: `{"name":"Shop","allowed_origins":["https://shop.co.uk"]}`, body: `{"cookie_domain":"co.uk"}`,
+			status: 422, field: "cookie_domain", want: []string{"public suffix"}},
+		{name: "cookie domain: a private public suffix (github.io)", create: `{"name":"Shop","allowed_origins":["https://shop.github.io"]}`, body: `{"cookie_domain":"github.io"}`,
+			status: 422, field: "cookie_domain", want: []string{"public suffix"}},
+		{name: "cookie domain: under a public suffix is fine", create: `{"name":"Shop","allowed_origins":["https://www.shop.co.uk"]}`, body: `{"cookie_domain":"shop.co.uk"}`,
+			status: 200, want: []string{`"cookie_domain":"shop.co.uk"`}},
+		{name: "cookie domain: a top-level domain", body: `{"cookie_domain":"com"}`, status: 422, field: "cookie_domain", want: []string{"at least two parts"}},
+		{name: "cookie domain: an IPv4 address", create: `{"name":"Shop","allowed_origins":["http://192.168.1.10:8080"]}`, body: `{"cookie_domain":"192.168.1.10"}`,
+			status: 422, field: "cookie_domain", want: []string{"not an IP address"}},
+		{name: "cookie domain: an IPv6 address", body: `{"cookie_domain":"[::1]"}`, status: 422, field: "cookie_domain", want: []string{"not an IP address"}},
+		{name: "cookie domain: numeric last label", body: `{"cookie_domain":"shop.123"}`, status: 422, field: "cookie_domain", want: []string{"not an IP address"}},
+		{name: "cookie domain: with a scheme", body: `{"cookie_domain":"https://shop.example"}`, status: 422, field: "cookie_domain", want: []string{"without http://"}},
+		{name: "cookie domain: with a port", body: `{"cookie_domain":"shop.example:443"}`, status: 422, field: "cookie_domain", want: []string{"without a port"}},
+		{name: "cookie domain: with a path", body: `{"cookie_domain":"shop.example/cart"}`, status: 422, field: "cookie_domain", want: []string{"without a path"}},
+		{name: "cookie domain: not ASCII", body: `{"cookie_domain":"bücher.example"}`, status: 422, field: "cookie_domain", want: []string{"xn--"}},
+		{name: "cookie domain: an empty label", body: `{"cookie_domain":"shop..example"}`, status: 422, field: "cookie_domain"},
+		{name: "cookie domain: a label over 63 characters", body: `{"cookie_domain":"` + long + `a.example"}`, status: 422, field: "cookie_domain"},
+		{name: "cookie domain: over 253 characters", body: `{"cookie_domain":"` + strings.Repeat(long+".", 4) + `example"}`, status: 422, field: "cookie_domain", want: []string{"at most 253"}},
+		{name: "cookie domain: not a string", body: `{"cookie_domain":true}`, status: 400, field: "cookie_domain"},
+		{name: "cookie domain: cleared", create: withCookie, body: `{"cookie_domain":""}`, status: 200, want: []string{`"cookie_domain":""`}},
+		{name: "cookie domain: at creation without origins", method: "POST", body: `{"name":"x","cookie_domain":"shop.example"}`, status: 422, field: "cookie_domain"},
+		{name: "cookie domain: at creation with its origin", method: "POST", body: `{"name":"x","allowed_origins":["https://shop.example"],"cookie_domain":"shop.example"}`,
+			status: 201, want: []string{`"cookie_domain":"shop.example"`}},
+
+		// the cookie domain judged on the whole change
+		{name: "after the patch: origins and cookie domain changed together", create: withCookie,
+			body: `{"allowed_origins":["https://other.example"],"cookie_domain":"other.example"}`, status: 200,
+			want: []string{`"allowed_origins":["https://other.example"]`, `"cookie_domain":"other.example"`}},
+		{name: "after the patch: cookie domain set before its origin is added in the same patch",
+			body: `{"cookie_domain":"other.example","allowed_origins":["https://www.other.example"]}`, status: 200, want: []string{`"cookie_domain":"other.example"`}},
+		{name: "after the patch: origins leaving the cookie domain uncovering", create: withCookie,
+			body: `{"allowed_origins":["https://other.example"]}`, status: 422, field: "allowed_origins", want: []string{"cookie_domain shop.example"}},
+		{name: "after the patch: origins emptied under a cookie domain", create: withCookie,
+			body: `{"allowed_origins":[]}`, status: 422, field: "allowed_origins", want: []string{"cookie_domain"}},
+		{name: "after the patch: origins still covered", create: withCookie,
+			body: `{"allowed_origins":["https://shop.example","https://other.example"]}`, status: 200, want: []string{`"cookie_domain":"shop.example"`}},
+		{name: "after the patch: origins changed and cookie domain cleared", create: withCookie,
+			body: `{"allowed_origins":["https://other.example"],"cookie_domain":""}`, status: 200, want: []string{`"cookie_domain":""`}},
+		{name: "after the patch: another field leaves the cookie domain alone", create: withCookie,
+			body: `{"name":"Renamed"}`, status: 200, want: []string{`"cookie_domain":"shop.example"`, `"name":"Renamed"`}},
+
+		// link_domains
+		{name: "link domains: trimmed, lower-cased, deduplicated in order",
+			body:   `{"link_domains":[" Checkout.Example ","pay.example","checkout.example","PAY.EXAMPLE","shop.co.uk"]}`,
+			status: 200, want: []string{`"link_domains":["checkout.example","pay.example","shop.co.uk"]`}},
+		{name: "link domains: cleared", create: `{"name":"Shop","link_domains":["pay.example"]}`, body: `{"link_domains":[]}`, status: 200, want: []string{`"link_domains":[]`}},
+		{name: "link domains: 20", body: many(20), status: 200, want: []string{`"d19.example"`}},
+		{name: "link domains: 21", body: many(21), status: 422, field: "link_domains", want: []string{"At most 20"}},
+		{name: "link domains: with a scheme", body: `{"link_domains":["pay.example","https://checkout.example"]}`, status: 422, field: "link_domains[1]", want: []string{"without http://"}},
+		{name: "link domains: with a port", body: `{"link_domains":["pay.example:8443"]}`, status: 422, field: "link_domains[0]", want: []string{"without a port"}},
+		{name: "link domains: with a path", body: `{"link_domains":["pay.example/checkout"]}`, status: 422, field: "link_domains[0]", want: []string{"without a path"}},
+		{name: "link domains: an IP address", body: `{"link_domains":["pay.example","pay.example","10.0.0.1"]}`, status: 422, field: "link_domains[2]", want: []string{"not an IP address"}},
+		{name: "link domains: a public suffix", body: `{"link_domains":["co.uk"]}`, status: 422, field: "link_domains[0]", want: []string{"public suffix"}},
+		{name: "link domains: one label", body: `{"link_domains":["localhost"]}`, status: 422, field: "link_domains[0]", want: []string{"at least two parts"}},
+		{name: "link domains: empty entry", body: `{"link_domains":[" "]}`, status: 422, field: "link_domains[0]", want: []string{"is empty"}},
+		{name: "link domains: not a list", body: `{"link_domains":"pay.example"}`, status: 400, field: "link_domains"},
+
+		// the switches
+		{name: "consent, Do-Not-Track and SPA on", body: `{"require_consent":true,"respect_dnt":true,"spa":true}`, status: 200,
+			want: []string{`"require_consent":true`, `"respect_dnt":true`, `"spa":true`}},
+		{name: "consent off again", create: `{"name":"Shop","require_consent":true}`, body: `{"require_consent":false}`, status: 200, want: []string{`"require_consent":false`}},
+		{name: "a switch that is not a boolean", body: `{"spa":"yes"}`, status: 400, field: "spa"},
+
+		// the view and its snippet
+		{name: "view: defaults", method: "GET", status: 200,
+			want: []string{`"cookie_domain":""`, `"link_domains":[]`, `"require_consent":false`, `"respect_dnt":false`, `"spa":false`,
+				`"script_url":"http://example.com/js/universal.js"`, `'po',\"http://example.com/js/universal.js\");\npo('program',`},
+			notWant: []string{"ext=", `po('consent'`, "doNotTrack", "cookie_domain',", "link_domains',"}},
+		{name: "view: every setting in the snippet", method: "GET",
+			create: `{"name":"Shop","allowed_origins":["https://www.shop.example"],"cookie_domain":"shop.example","link_domains":["checkout.example"],` +
+				`"require_consent":true,"respect_dnt":true,"spa":true,"referral_params":["ref"]}`,
+			status: 200, want: []string{
+				`"script_url":"http://example.com/js/universal.js?ext=xd,spa"`,
+				`'po',\"http://example.com/js/universal.js?ext=xd,spa\")`,
+				`if(!(navigator.doNotTrack=='1'||navigator.globalPrivacyControl))d.head.appendChild(o)`,
+				`po('consent',false);\npo('settings','referral_params',[\"ref\"]);\npo('settings','cookie_domain',\"shop.example\");\n` +
+					`po('settings','link_domains',[\"checkout.example\"]);\npo('program',`}},
+		{name: "view: link domains load the xd variant", method: "GET", create: `{"name":"Shop","link_domains":["checkout.example"]}`, status: 200,
+			want: []string{`"script_url":"http://example.com/js/universal.js?ext=xd"`, `universal.js?ext=xd\")`}, notWant: []string{"spa\\\"", "doNotTrack"}},
+		{name: "view: SPA loads the spa variant", method: "GET", create: `{"name":"Shop","spa":true}`, status: 200,
+			want: []string{`"script_url":"http://example.com/js/universal.js?ext=spa"`, `universal.js?ext=spa\")`}, notWant: []string{"link_domains',"}},
+		{name: "view: the answer to a patch has the new snippet", body: `{"respect_dnt":true}`, status: 200, want: []string{`navigator.doNotTrack`}},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t)
+			create := sc.create
+			if create == "" {
+				create = shop
+			}
+			p := ts.createProgram(create)
+			path := "/admin/api/programs/" + p.ID
+			before := ts.admin("GET", path, "").Body
+			var r *response
+			switch sc.method {
+			case "":
+				r = ts.admin("PATCH", path, sc.body)
+			case "POST":
+				r = ts.admin("POST", "/admin/api/programs", sc.body)
+			default:
+				r = ts.admin(sc.method, path, "")
+			}
+			if r.Status != sc.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, sc.status, r.Body)
+			}
+			r.expectBody(t, sc.want, sc.notWant)
+			if r.Status < 400 {
+				return
+			}
+			e, _ := r.JSON(t)["error"].(map[string]any)
+			if e == nil || e["field"] != sc.field || e["message"] == "" {
+				t.Errorf("error %v, want one on field %q with a message", e, sc.field)
+			}
+			if msg, _ := e["message"].(string); strings.Contains(msg, "publicsuffix") || strings.Contains(msg, "%!") || strings.Contains(msg, "[]string") {
+				t.Errorf("the message shows internals: %q", msg)
+			}
+			if after := ts.admin("GET", path, "").Body; after != before {
+				t.Errorf("a refused request changed the program:\nbefore %s\nafter  %s", before, after)
+			}
+			if n := ts.count(`SELECT count(*) FROM programs`); n != 1 {
+				t.Errorf("%d programs after a refused request, want 1", n)
+			}
+		})
+	}
+}

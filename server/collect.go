@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -66,12 +68,14 @@ type collectTransactionJSONIn struct {
 
 // collectAnswer is a successful answer. A click also tells the script
 // which cookie to set (snippet/po.ts reads partner, cookie_days and
-// attribution).
+// attribution), or that this answer has set it already (cookie_set; see
+// referralCookie), in which case the script leaves the cookie alone.
 type collectAnswer struct {
 	Status      string `json:"status"`
 	Partner     string `json:"partner,omitempty"`
 	CookieDays  int    `json:"cookie_days,omitempty"`
 	Attribution string `json:"attribution,omitempty"`
+	CookieSet   bool   `json:"cookie_set,omitempty"`
 }
 
 func answerFor(res tracking.Result) (int, collectAnswer) {
@@ -339,8 +343,146 @@ func (s *Server) collectClick(c *fiber.Ctx, p *store.Program, call *collectCall,
 	if err != nil {
 		return 0, collectAnswer{}, err
 	}
-	return fiber.StatusCreated, collectAnswer{Status: "created", Partner: partner.Key,
-		CookieDays: p.CookieDays, Attribution: p.Attribution}, nil
+	answer := collectAnswer{Status: "created", Partner: partner.Key,
+		CookieDays: p.CookieDays, Attribution: p.Attribution}
+	// First attribution keeps the cookie the browser already has: the
+	// script sent it as partner.key, and it must not be replaced.
+	if !(p.Attribution == "first" && call.partnerKey() != "") {
+		answer.CookieSet = s.setReferralCookie(c, p, partner.Key)
+	}
+	return fiber.StatusCreated, answer, nil
+}
+
+// referralCookie is the cookie the script reads the partner from.
+const referralCookie = "partnero_partner"
+
+// setReferralCookie sets the referral cookie on a click's answer when the
+// browser will keep it as the page's own, and reports whether it did.
+//
+// Why the server sets it at all: Safari (ITP) caps cookies written by
+// script (document.cookie) at 7 days, but not cookies a first-party server
+// sets with Set-Cookie. When potrack is served under the shop's own origin
+// (the script's api_host is https://shop.example/potrack, the shop's
+// reverse proxy forwarding /potrack/collect here), this answer is such a
+// server, and the cookie lasts the program's cookie_days.
+//
+// Why only same-origin: the script's fetch uses the default credentials
+// mode, same-origin, so a browser drops the Set-Cookie of a cross-origin
+// answer; and a cookie set from another site (track.example) would be
+// that site's, third-party, not the shop's. So the cookie is set only when
+// the page's Origin is the very origin the request was made to (sentToOrigin).
+// Otherwise cookie_set stays absent and the script writes the cookie.
+func (s *Server) setReferralCookie(c *fiber.Ctx, p *store.Program, key string) bool {
+	origin := c.Get(fiber.HeaderOrigin)
+	if origin == "" || !s.sentToOrigin(c, origin) {
+		return false
+	}
+	days := min(p.CookieDays, maxCookieDays)
+	// decodeURIComponent in the script throws on bytes that are not UTF-8.
+	if days < 1 || !utf8.ValidString(key) {
+		return false
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	secure := ""
+	if u.Scheme == "https" {
+		secure = "; Secure"
+	}
+	attrs := "; Path=/; SameSite=Lax" + secure
+	host := strings.ToLower(u.Hostname())
+	domain := strings.ToLower(p.CookieDomain)
+	h := &c.Response().Header
+	// Raw headers: fasthttp's SetCookie keeps one cookie per name, and
+	// with a cookie_domain two cookies of this name are sent.
+	if domain != "" && (host == domain || strings.HasSuffix(host, "."+domain)) {
+		// The host-only cookie (an earlier setting's, or the script's)
+		// goes: with two cookies of one name the page could read the
+		// wrong one. The script does the same when it writes the cookie.
+		h.Add(fiber.HeaderSetCookie, referralCookie+"=; Max-Age=0"+attrs)
+		attrs += "; Domain=" + domain
+	}
+	h.Add(fiber.HeaderSetCookie, referralCookie+"="+encodeURIComponent(key)+
+		"; Max-Age="+strconv.Itoa(days*86400)+attrs)
+	return true
+}
+
+// sentToOrigin reports whether origin (the page's Origin header) is the
+// origin this request was sent to, as the browser saw it: the scheme of the
+// connection and the Host header, or, when the peer is a trusted proxy
+// (--trusted-proxies, the same decision clientIP makes), the proxy's
+// X-Forwarded-Proto and X-Forwarded-Host where it sends them. Forwarded
+// headers from any other peer are ignored: a client could otherwise make
+// a cross-origin call look same-origin. A forwarded header with several
+// values (several headers, or a list) cannot say which hop saw the
+// browser's request, so it sets no cookie.
+func (s *Server) sentToOrigin(c *fiber.Ctx, origin string) bool {
+	scheme := "http"
+	if c.Context().IsTLS() {
+		scheme = "https"
+	}
+	host := string(c.Request().Header.Host())
+	if s.limits.proxies.contains(canonicalIP(c.Context().RemoteIP())) {
+		proto, ok := forwardedValue(c, fiber.HeaderXForwardedProto)
+		if !ok {
+			return false
+		}
+		if proto != "" {
+			scheme = strings.ToLower(proto)
+		}
+		fwdHost, ok := forwardedValue(c, fiber.HeaderXForwardedHost)
+		if !ok {
+			return false
+		}
+		if fwdHost != "" {
+			host = fwdHost
+		}
+	}
+	if (scheme != "http" && scheme != "https") || host == "" {
+		return false
+	}
+	// A Host of anything but host[:port] is no origin.
+	if u, err := url.Parse(scheme + "://" + host); err != nil || u.Host != host || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
+		return false
+	}
+	want := urlOrigin(scheme + "://" + host)
+	return want != "" && strings.EqualFold(urlOrigin(origin), want)
+}
+
+// forwardedValue is the one value of a forwarded header, "" when there is
+// none; ok is false when it has several.
+func forwardedValue(c *fiber.Ctx, name string) (v string, ok bool) {
+	all := c.Request().Header.PeekAll(name)
+	switch {
+	case len(all) == 0:
+		return "", true
+	case len(all) > 1 || strings.Contains(string(all[0]), ","):
+		return "", false
+	}
+	return strings.TrimSpace(string(all[0])), true
+}
+
+// encodeURIComponent escapes s as JavaScript's encodeURIComponent does,
+// since the script reads the cookie with decodeURIComponent and writes it
+// with encodeURIComponent. url.QueryEscape would write a space as "+",
+// which decodeURIComponent leaves as "+".
+func encodeURIComponent(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if 'a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' ||
+			strings.IndexByte("-_.!~*'()", ch) >= 0 {
+			b.WriteByte(ch)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[ch>>4])
+		b.WriteByte(hex[ch&15])
+	}
+	return b.String()
 }
 
 // onOrigin reports whether rawURL is an absolute http(s) URL on origin:

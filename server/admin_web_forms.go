@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -23,6 +24,24 @@ type generalForm struct {
 func generalFormOf(p *store.Program) generalForm {
 	return generalForm{Name: p.Name, Currency: p.Currency, CookieDays: strconv.Itoa(p.CookieDays),
 		ReferralParams: strings.Join(p.ReferralParams, ", "), Attribution: p.Attribution}
+}
+
+// scriptForm is the script's settings card as shown or as entered.
+type scriptForm struct {
+	CookieDomain, LinkDomains  string
+	RequireConsent, RespectDNT bool
+	SPA                        bool
+}
+
+func scriptFormOf(p *store.Program) scriptForm {
+	return scriptForm{CookieDomain: p.CookieDomain, LinkDomains: strings.Join(p.LinkDomains, ", "),
+		RequireConsent: p.RequireConsent, RespectDNT: p.RespectDNT, SPA: p.SPA}
+}
+
+// splitList reads a list typed into one input, separated by commas or
+// spaces.
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
 }
 
 // commissionForm is the commission card: the default rule, one row per
@@ -113,6 +132,16 @@ func programFormInput(c *fiber.Ctx, section string, p *store.Program) (*programJ
 		}
 		params := strings.FieldsFunc(g.ReferralParams, func(r rune) bool { return r == ',' || r == ' ' })
 		in.Name, in.Currency, in.CookieDays, in.ReferralParams, in.Attribution = &g.Name, &g.Currency, &days, &params, &g.Attribution
+	case "script":
+		f := scriptForm{
+			CookieDomain: strings.TrimSpace(c.FormValue("cookie_domain")), LinkDomains: c.FormValue("link_domains"),
+			RequireConsent: c.FormValue("require_consent") == "on", RespectDNT: c.FormValue("respect_dnt") == "on",
+			SPA: c.FormValue("spa") == "on",
+		}
+		st.Script = &f
+		domains := splitList(f.LinkDomains)
+		in.CookieDomain, in.LinkDomains = &f.CookieDomain, &domains
+		in.RequireConsent, in.RespectDNT, in.SPA = &f.RequireConsent, &f.RespectDNT, &f.SPA
 	case "commission":
 		comm, f, err := commissionFromForm(c)
 		st.Comm = f
@@ -186,13 +215,20 @@ func limitFromForm(field, typ, value string) (*rules.Limit, error) {
 	return &rules.Limit{Type: typ, Value: n}, nil
 }
 
-var ruleFieldRe = regexp.MustCompile(`^commission\.rules\[(\d+)\]`)
+var (
+	ruleFieldRe       = regexp.MustCompile(`^commission\.rules\[(\d+)\]`)
+	linkDomainFieldRe = regexp.MustCompile(`^link_domains\[(\d+)\]$`)
+)
 
 // fieldLabel names a form field the way the page labels it.
 func fieldLabel(field string) string {
 	if m := ruleFieldRe.FindStringSubmatch(field); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		return fmt.Sprintf("Product rule %d", n+1)
+	}
+	if m := linkDomainFieldRe.FindStringSubmatch(field); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return fmt.Sprintf("Link domain %d", n+1)
 	}
 	switch {
 	case strings.HasPrefix(field, "commission"):

@@ -90,7 +90,35 @@ type programState struct {
 	Error   *Error
 	Origin  string         // the origin being added, when it was refused
 	General *generalForm   // the settings as entered, when refused
+	Script  *scriptForm    // the script's settings as entered, when refused
 	Comm    commissionForm // the commission as entered, when refused
+}
+
+// FieldError is the refused form's error when it is about field (or an
+// entry of it, field[i]) of the section's card: the card shows it next to
+// that field.
+func (st programState) FieldError(section, field string) *Error {
+	if st.Error == nil || st.Section != section {
+		return nil
+	}
+	if f := st.Error.Field; f == field || strings.HasPrefix(f, field+"[") {
+		return st.Error
+	}
+	return nil
+}
+
+// CardError is the refused form's error of the section's card when no
+// field of the card shows it.
+func (st programState) CardError(section string, fields ...string) *Error {
+	if st.Error == nil || st.Section != section {
+		return nil
+	}
+	for _, f := range fields {
+		if st.FieldError(section, f) != nil {
+			return nil
+		}
+	}
+	return st.Error
 }
 
 type shownSecret struct{ Label, Value, Hint string }
@@ -100,6 +128,7 @@ type programData struct {
 	State      programState
 	Commission commissionForm
 	General    generalForm
+	Script     scriptForm
 	ParamsText string
 }
 
@@ -107,6 +136,7 @@ var savedMessages = map[string]string{
 	"tracking":   "JS tracking settings saved. They apply to the next /collect call.",
 	"origins":    "Allowed origins saved. They apply to the next /collect call.",
 	"general":    "Settings saved.",
+	"script":     "Script settings saved. The install snippet changed with them: paste the new one into your pages.",
 	"commission": "Commission rules saved. They apply to sales recorded from now on.",
 }
 
@@ -120,9 +150,12 @@ func (s *Server) programPage(c *fiber.Ctx, sess *session) error {
 
 func (s *Server) renderProgram(c *fiber.Ctx, sess *session, status int, p *store.Program, st programState) error {
 	v := s.viewProgram(c, p)
-	d := programData{P: v, State: st, Commission: commissionFormOf(p.Commission), General: generalFormOf(p)}
+	d := programData{P: v, State: st, Commission: commissionFormOf(p.Commission), General: generalFormOf(p), Script: scriptFormOf(p)}
 	if st.General != nil {
 		d.General = *st.General
+	}
+	if st.Script != nil {
+		d.Script = *st.Script
 	}
 	if st.Section == "commission" {
 		d.Commission = st.Comm

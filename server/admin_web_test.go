@@ -1,6 +1,7 @@
 package server
 
 import (
+	"html"
 	"math"
 	"net/url"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/potrack/potrack/rules"
+	"github.com/potrack/potrack/snippet"
 	"github.com/potrack/potrack/store"
 )
 
@@ -183,6 +185,7 @@ func TestAdminWebRequiresSession(t *testing.T) {
 			"/admin/programs/" + p.ID + "/settings/commission":       {"type": {"fixed"}, "value": {"1"}},
 			"/admin/programs/" + p.ID + "/settings/signature":        {"js_require_signature": {"on"}},
 			"/admin/programs/" + p.ID + "/settings/general":          {"name": {"x"}},
+			"/admin/programs/" + p.ID + "/settings/script":           {"spa": {"on"}, "link_domains": {"evil.example"}},
 			"/admin/programs/" + p.ID + "/settings/origins-remove":   {"origin": {"x"}},
 			"/admin/programs/" + p.ID + "/settings/unknown-section":  {},
 			"/admin/programs/no-such-program/settings/tracking":      {"js_tracking": {"on"}},
@@ -203,7 +206,7 @@ func TestAdminWebRequiresSession(t *testing.T) {
 	if n := ts.count(`SELECT count(*) FROM partners`); n != 0 {
 		t.Errorf("%d partners, want 0: a refused form changed data", n)
 	}
-	if n := ts.count(`SELECT count(*) FROM programs WHERE js_tracking = TRUE OR allowed_origins != '[]'`); n != 0 {
+	if n := ts.count(`SELECT count(*) FROM programs WHERE js_tracking = TRUE OR allowed_origins != '[]' OR spa = TRUE OR link_domains != '[]'`); n != 0 {
 		t.Errorf("a refused form changed the program's settings")
 	}
 }
@@ -705,5 +708,91 @@ func TestNiceCeiling(t *testing.T) {
 				t.Errorf("niceCeiling(%d, %d) = %d, below the maximum", minor, digits, got)
 			}
 		}
+	}
+}
+
+// TestAdminWebScriptSettings: the program page's script settings card
+// saves through the admin API's validation; the page shows the stored
+// settings and the snippet made from them, and a refused form shows its
+// error next to the field, keeps what was typed and changes nothing.
+func TestAdminWebScriptSettings(t *testing.T) {
+	ts := newTestServer(t)
+	w := ts.signIn()
+	p := ts.createProgram(`{"name":"Shop","allowed_origins":["https://www.shop.example"]}`)
+	base := "/admin/programs/" + p.ID
+	const all = `SELECT count(*) FROM programs WHERE cookie_domain = 'shop.example' AND link_domains = '["checkout.example","pay.example"]'
+		AND require_consent = TRUE AND respect_dnt = TRUE AND spa = TRUE AND allowed_origins = '["https://www.shop.example"]'`
+	allSettings := snippet.Settings{ReferralParams: []string{"aff"}, CookieDomain: "shop.example",
+		LinkDomains: []string{"checkout.example", "pay.example"}, RequireConsent: true, RespectDNT: true, SPA: true}
+	on := url.Values{"cookie_domain": {" .Shop.Example "}, "link_domains": {"checkout.example, PAY.example\ncheckout.example"},
+		"require_consent": {"on"}, "respect_dnt": {"on"}, "spa": {"on"}}
+	with := func(key, value string) url.Values {
+		v := url.Values{}
+		for k, vs := range on {
+			v[k] = vs
+		}
+		v.Set(key, value)
+		return v
+	}
+	tests := []struct {
+		name     string
+		section  string
+		values   url.Values
+		status   int
+		pageText []string          // on the answer (422) or after following the redirect (303)
+		snippet  *snippet.Settings // the snippet the page must show, when set
+		check    string            // SQL that must count 1
+	}{
+		{"every setting on", "script", on, 303,
+			[]string{"Script settings saved", `value="shop.example"`, `value="checkout.example, pay.example"`,
+				`name="require_consent" value="on" checked`, `name="respect_dnt" value="on" checked`, `name="spa" value="on" checked`},
+			&allSettings, all},
+		{"a cookie domain covering no origin", "script", with("cookie_domain", "other.example"), 422,
+			[]string{`id="cookie-domain-error">cookie_domain must cover one of the allowed origins`, `aria-describedby="cookie-domain-error"`,
+				`value="other.example"`, `value="checkout.example, PAY.example`},
+			&allSettings, all},
+		{"a public suffix as cookie domain", "script", with("cookie_domain", "co.uk"), 422,
+			[]string{`id="cookie-domain-error">cookie_domain cannot be a public suffix`, `value="co.uk"`}, &allSettings, all},
+		{"an IP address as cookie domain", "script", with("cookie_domain", "10.0.0.1"), 422,
+			[]string{`id="cookie-domain-error">cookie_domain must be a domain name, not an IP address`}, &allSettings, all},
+		{"a link domain with a scheme", "script", with("link_domains", "pay.example, https://checkout.example"), 422,
+			[]string{`id="link-domains-error">Link domain 2: A link domain must be a domain such as shop.example, without http://`,
+				`value="pay.example, https://checkout.example"`}, &allSettings, all},
+		{"removing the origin the cookie domain covers", "origins-remove", url.Values{"origin": {"https://www.shop.example"}}, 422,
+			[]string{`id="origin-error">These allowed origins would leave none under cookie_domain shop.example`}, &allSettings, all},
+		{"every setting off", "script", url.Values{"cookie_domain": {""}, "link_domains": {" "}}, 303,
+			[]string{"Script settings saved", `name="spa" value="on" >`},
+			&snippet.Settings{ReferralParams: []string{"aff"}},
+			`SELECT count(*) FROM programs WHERE cookie_domain = '' AND link_domains = '[]' AND require_consent = FALSE AND respect_dnt = FALSE AND spa = FALSE`},
+		{"the origin can go once the cookie domain is cleared", "origins-remove", url.Values{"origin": {"https://www.shop.example"}}, 303,
+			[]string{"Allowed origins saved"}, nil, `SELECT count(*) FROM programs WHERE allowed_origins = '[]'`},
+	}
+	snippetRe := regexp.MustCompile(`(?s)<code id="snippet">(.*?)</code>`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := w.post(base+"/settings/"+tt.section, tt.values)
+			if r.Status != tt.status {
+				t.Fatalf("status %d, want %d:\n%s", r.Status, tt.status, r.Body)
+			}
+			body := r.Body
+			if r.Status == 303 {
+				body = w.get(r.Header.Get("Location")).Body
+			}
+			for _, want := range tt.pageText {
+				if !strings.Contains(body, want) {
+					t.Errorf("page lacks %q:\n%s", want, body)
+				}
+			}
+			if tt.snippet != nil {
+				m := snippetRe.FindStringSubmatch(body)
+				want := snippet.Loader("http://example.com/js/universal.js", p.ID, *tt.snippet)
+				if m == nil || html.UnescapeString(m[1]) != want {
+					t.Errorf("the page's snippet is not the one of the stored settings:\n got %v\nwant %s", m, want)
+				}
+			}
+			if n := ts.count(tt.check); n != 1 {
+				t.Errorf("%s counted %d, want 1", tt.check, n)
+			}
+		})
 	}
 }

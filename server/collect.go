@@ -66,16 +66,19 @@ type collectTransactionJSONIn struct {
 	CreatedAt json.RawMessage `json:"created_at"`
 }
 
-// collectAnswer is a successful answer. A click also tells the script
-// which cookie to set (snippet/po.ts reads partner, cookie_days and
-// attribution), or that this answer has set it already (cookie_set; see
-// referralCookie), in which case the script leaves the cookie alone.
+// collectAnswer is a successful answer. A click's also tells the script
+// the program's cookie_days and attribution, and the partner to write to
+// the cookie (cookie), unless there is nothing to write: this answer set
+// the cookie itself (cookie_set; see setReferralCookie), or first
+// attribution keeps the one the browser has. The rule lives here, not in
+// the script, which must stay small (snippet/po.ts).
 type collectAnswer struct {
 	Status      string `json:"status"`
 	Partner     string `json:"partner,omitempty"`
 	CookieDays  int    `json:"cookie_days,omitempty"`
 	Attribution string `json:"attribution,omitempty"`
 	CookieSet   bool   `json:"cookie_set,omitempty"`
+	Cookie      string `json:"cookie,omitempty"`
 }
 
 func answerFor(res tracking.Result) (int, collectAnswer) {
@@ -346,9 +349,13 @@ func (s *Server) collectClick(c *fiber.Ctx, p *store.Program, call *collectCall,
 	answer := collectAnswer{Status: "created", Partner: partner.Key,
 		CookieDays: p.CookieDays, Attribution: p.Attribution}
 	// First attribution keeps the cookie the browser already has: the
-	// script sent it as partner.key, and it must not be replaced.
+	// script sent it as partner.key, and it must not be replaced. Else
+	// this answer sets it, or tells the script to (cookie).
 	if !(p.Attribution == "first" && call.partnerKey() != "") {
 		answer.CookieSet = s.setReferralCookie(c, p, partner.Key)
+		if !answer.CookieSet {
+			answer.Cookie = partner.Key
+		}
 	}
 	return fiber.StatusCreated, answer, nil
 }

@@ -73,6 +73,7 @@ type cookieScenario struct {
 	cookies   []wantCookie // in order; none: no Set-Cookie at all
 	clicks    int          // the program's click rows afterwards
 	cookieSet bool         // the answer's cookie_set
+	keeps     bool         // first attribution keeps the body's cookie
 }
 
 // checkCookieAnswer checks the status, the answer, the Set-Cookie headers
@@ -97,7 +98,21 @@ func checkCookieAnswer(t *testing.T, ts *testServer, sc cookieScenario, resp *ht
 				t.Errorf("answer lacks %s: %s", k, body)
 			}
 		}
-		if n := 4; len(got) != n && !(sc.cookieSet && len(got) == n+1) {
+		// cookie is what the script writes: nothing when this answer
+		// set the cookie, or when first attribution keeps the one the
+		// call carried.
+		want := got["partner"]
+		if sc.cookieSet || sc.keeps {
+			want = nil
+		}
+		if got["cookie"] != want {
+			t.Errorf("cookie %v, want %v: %s", got["cookie"], want, body)
+		}
+		n := 4
+		if sc.cookieSet || want != nil {
+			n++
+		}
+		if len(got) != n {
 			t.Errorf("answer has other fields: %s", body)
 		}
 	}
@@ -199,7 +214,7 @@ func TestCollectClickCookie(t *testing.T) {
 			cookies: []wantCookie{{value: "a%20b%2B%2F%C3%A9", maxAge: 45 * day, secure: true}}},
 
 		{name: "first attribution, the browser has a cookie: kept", program: f.first, body: clickBody(f.first.ID, landing("alice"), "", oddKey),
-			headers: viaProxy("shop.example"), status: 201, clicks: 1},
+			headers: viaProxy("shop.example"), status: 201, clicks: 1, keeps: true},
 		{name: "first attribution, no cookie yet: set", program: f.first, body: clickBody(f.first.ID, landing("alice"), "", ""),
 			headers: viaProxy("shop.example"), status: 201, cookieSet: true, clicks: 2,
 			cookies: []wantCookie{{value: "alice", maxAge: 30 * day, secure: true}}},

@@ -26,7 +26,7 @@ type Server struct {
 	app       *fiber.App
 	metrics   *metrics
 	adminHash string
-	script    *snippet.Asset
+	script    snippet.Scripts
 	limits    *rateLimits
 	web       *adminWeb // the admin page's templates and session key
 

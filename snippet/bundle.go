@@ -33,17 +33,51 @@ type Asset struct {
 
 const fsNamespace = "snippetfs"
 
-// Build bundles po.ts and the modules it imports from src with esbuild, once,
-// in memory: the plugin reads every file from src, so nothing touches disk and
-// the binary carries its sources. Call it at start-up with potrack.SnippetFS.
-func Build(src fs.FS) (*Asset, error) {
+// Variants are the extensions a variant of the script may add, in the
+// order their names appear in a canonical ext value: xd decorates links to
+// the program's other domains, spa captures referrals in URLs reached by
+// pushState, replaceState and popstate.
+var Variants = []string{"xd", "spa"}
+
+// Scripts are the built variants of the script, keyed by their canonical
+// ext value ("" for the default, "xd", "spa", "xd,spa").
+type Scripts map[string]*Asset
+
+// Build bundles every variant of po.ts and the modules it imports from src
+// with esbuild, once, in memory: the plugin reads every file from src, so
+// nothing touches disk and the binary carries its sources. Call it at
+// start-up with potrack.SnippetFS.
+func Build(src fs.FS) (Scripts, error) {
+	out := Scripts{}
+	for mask := 0; mask < 1<<len(Variants); mask++ {
+		var on []string
+		define := map[string]string{}
+		for i, v := range Variants {
+			define[strings.ToUpper(v)] = strconv.FormatBool(mask&(1<<i) != 0)
+			if mask&(1<<i) != 0 {
+				on = append(on, v)
+			}
+		}
+		a, err := build(src, define)
+		if err != nil {
+			return nil, err
+		}
+		out[strings.Join(on, ",")] = a
+	}
+	return out, nil
+}
+
+// build bundles one variant: define sets its flags (XD, SPA), and the
+// minifier drops the code behind a false one.
+func build(src fs.FS, define map[string]string) (*Asset, error) {
 	res := api.Build(api.BuildOptions{
 		EntryPoints:       []string{Entry},
 		Bundle:            true,
 		Write:             false,
 		Format:            api.FormatIIFE,
-		Target:            api.ES2020,
+		Target:            api.ES2021,
 		Platform:          api.PlatformBrowser,
+		Define:            define,
 		MinifyWhitespace:  true,
 		MinifyIdentifiers: true,
 		MinifySyntax:      true,
@@ -60,6 +94,31 @@ func Build(src fs.FS) (*Asset, error) {
 		return nil, fmt.Errorf("snippet: bundling %s: got %d output files, want 1", Entry, len(res.OutputFiles))
 	}
 	return newAsset(res.OutputFiles[0].Contents)
+}
+
+// Variant returns the canonical ext value for a requested one: the known
+// names it lists, in canonical order. Unknown names are ignored rather than
+// refused: a script that fails to load loses referrals, a missing
+// extension only its feature.
+func Variant(ext string) string {
+	var on []string
+	for _, v := range Variants {
+		for _, e := range strings.Split(ext, ",") {
+			if strings.EqualFold(strings.TrimSpace(e), v) {
+				on = append(on, v)
+				break
+			}
+		}
+	}
+	return strings.Join(on, ",")
+}
+
+// Handler serves the variant the ext query parameter names (the default
+// without one; Partnero's loader adds a random ?v… that is no ext).
+func (s Scripts) Handler() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		return s[Variant(c.Query("ext"))].serve(c)
+	}
 }
 
 // fsPlugin resolves the entry point and relative imports inside src and loads
@@ -139,27 +198,27 @@ func newAsset(raw []byte) (*Asset, error) {
 // accepts. The script is public and loaded from merchants' pages on any
 // origin, hence the wildcard CORS header. It is cached for an hour only, not
 // for ever, because its URL does not change when a new version is deployed.
-func (a *Asset) Handler() fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		c.Set(fiber.HeaderContentType, "application/javascript; charset=utf-8")
-		c.Set(fiber.HeaderETag, a.ETag)
-		c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
-		c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
-		c.Set(fiber.HeaderAccessControlAllowOrigin, "*")
-		if etagMatches(c.Get(fiber.HeaderIfNoneMatch), a.ETag) {
-			return c.SendStatus(fiber.StatusNotModified)
-		}
-		body := a.Raw
-		switch ae := c.Get(fiber.HeaderAcceptEncoding); {
-		case accepts(ae, "br"):
-			c.Set(fiber.HeaderContentEncoding, "br")
-			body = a.Brotli
-		case accepts(ae, "gzip"):
-			c.Set(fiber.HeaderContentEncoding, "gzip")
-			body = a.Gzip
-		}
-		return c.Send(body)
+func (a *Asset) Handler() fiber.Handler { return a.serve }
+
+func (a *Asset) serve(c *fiber.Ctx) error {
+	c.Set(fiber.HeaderContentType, "application/javascript; charset=utf-8")
+	c.Set(fiber.HeaderETag, a.ETag)
+	c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
+	c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
+	c.Set(fiber.HeaderAccessControlAllowOrigin, "*")
+	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), a.ETag) {
+		return c.SendStatus(fiber.StatusNotModified)
 	}
+	body := a.Raw
+	switch ae := c.Get(fiber.HeaderAcceptEncoding); {
+	case accepts(ae, "br"):
+		c.Set(fiber.HeaderContentEncoding, "br")
+		body = a.Brotli
+	case accepts(ae, "gzip"):
+		c.Set(fiber.HeaderContentEncoding, "gzip")
+		body = a.Gzip
+	}
+	return c.Send(body)
 }
 
 // etagMatches implements the weak comparison that If-None-Match uses: a list

@@ -18,10 +18,11 @@ func TestBuildReadsOnlyTheFS(t *testing.T) {
 		"po.ts":  {Data: []byte(`import { two } from './lib'; (window as any).x = two() + 1`)},
 		"lib.ts": {Data: []byte(`export const two = (): number => 2`)},
 	}
-	a, err := Build(src)
+	s, err := Build(src)
 	if err != nil {
 		t.Fatalf("Build: %v", err)
 	}
+	a := s[""]
 	if !bytes.Contains(a.Raw, []byte("2")) || bytes.Contains(a.Raw, []byte("number")) {
 		t.Errorf("unexpected bundle %q", a.Raw)
 	}

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"io"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -201,4 +202,107 @@ func TestLoader(t *testing.T) {
 		}
 	}
 	t.Logf("loader (%d bytes): %s", len(got), got)
+}
+
+// TestVariants: each ext value is served its own build, with its own ETag;
+// names are canonicalised (order, case, spaces) and unknown ones ignored,
+// so a script URL with a typo still loads the closest variant.
+func TestVariants(t *testing.T) {
+	s := buildAllForTest(t)
+	app := fiber.New()
+	app.Get("/js/universal.js", s.Handler())
+
+	has := map[string][]string{
+		"":       {},
+		"xd":     {"po_ref", "link_domains"},
+		"spa":    {"pushState", "popstate"},
+		"xd,spa": {"po_ref", "link_domains", "pushState", "popstate"},
+	}
+	etags := map[string]string{}
+	for ext, a := range s {
+		for _, w := range []string{"po_ref", "link_domains", "pushState", "popstate"} {
+			want := slices.Contains(has[ext], w)
+			if got := bytes.Contains(a.Raw, []byte(w)); got != want {
+				t.Errorf("variant %q contains %q: %v, want %v", ext, w, got, want)
+			}
+		}
+		if other, dup := etags[a.ETag]; dup {
+			t.Errorf("variants %q and %q share the ETag %s", ext, other, a.ETag)
+		}
+		etags[a.ETag] = ext
+	}
+
+	for _, tc := range []struct{ query, want string }{
+		{"", ""},
+		{"?v8k2j", ""},
+		{"?ext=xd", "xd"},
+		{"?ext=spa", "spa"},
+		{"?ext=xd,spa", "xd,spa"},
+		{"?ext=spa,xd", "xd,spa"},
+		{"?ext=SPA,%20xd", "xd,spa"},
+		{"?ext=xd,xd", "xd"},
+		{"?ext=nope,spa", "spa"},
+		{"?ext=nope", ""},
+		{"?ext=xd&v8k2j", "xd"},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			resp, err := app.Test(httptest.NewRequest("GET", "/js/universal.js"+tc.query, nil), -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			want := s[tc.want]
+			if resp.StatusCode != 200 || !bytes.Equal(body, want.Raw) || resp.Header.Get("ETag") != want.ETag {
+				t.Errorf("status %d, ETag %s, %d bytes: want variant %q (ETag %s, %d bytes)",
+					resp.StatusCode, resp.Header.Get("ETag"), len(body), tc.want, want.ETag, len(want.Raw))
+			}
+		})
+	}
+}
+
+// TestLoaderSettings: the snippet carries exactly the settings that differ
+// from the defaults, before the program's load call, and loads the variant
+// they need.
+func TestLoaderSettings(t *testing.T) {
+	const url = "https://track.example/js/universal.js"
+	for _, tc := range []struct {
+		name      string
+		s         Settings
+		want, not []string
+	}{
+		{name: "defaults", s: Settings{ReferralParams: []string{"aff"}},
+			want: []string{`o.src=s;d.head.appendChild(o)`, `"` + url + `"`},
+			not:  []string{"consent", "settings", "doNotTrack", "ext="}},
+		{name: "consent first", s: Settings{RequireConsent: true, ReferralParams: []string{"ref"}},
+			want: []string{"\npo('consent',false);\npo('settings','referral_params',[\"ref\"]);\npo('program',"}},
+		{name: "cookie domain", s: Settings{CookieDomain: "shop.example"},
+			want: []string{`po('settings','cookie_domain',"shop.example");`}, not: []string{"ext="}},
+		{name: "link domains: xd", s: Settings{LinkDomains: []string{"checkout.example", "app.example"}},
+			want: []string{`po('settings','link_domains',["checkout.example","app.example"]);`, `"` + url + `?ext=xd"`}},
+		{name: "spa", s: Settings{SPA: true}, want: []string{`"` + url + `?ext=spa"`}, not: []string{"settings"}},
+		{name: "both", s: Settings{SPA: true, LinkDomains: []string{"x.example"}}, want: []string{`"` + url + `?ext=xd,spa"`}},
+		{name: "dnt", s: Settings{RespectDNT: true},
+			want: []string{`if(!(navigator.doNotTrack=='1'||navigator.globalPrivacyControl))d.head.appendChild(o)`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Loader(url, "prog1", tc.s)
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("loader lacks %s:\n%s", w, got)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(got, n) {
+					t.Errorf("loader has %s:\n%s", n, got)
+				}
+			}
+			if !strings.HasSuffix(got, "po('program',\"prog1\",'load');</script>") {
+				t.Errorf("the load call is not last:\n%s", got)
+			}
+		})
+	}
+	if got := Loader(url+"?v=1", "p", Settings{SPA: true}); !strings.Contains(got, `?v=1\u0026ext=spa"`) {
+		t.Errorf("ext not appended to a URL with a query: %s", got)
+	}
 }

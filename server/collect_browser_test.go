@@ -91,11 +91,14 @@ func (g *e2eGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // e2eShop is the merchant's site. Pages are found by path; every page wraps
-// fetch with collectSpy, then has the given head (loader and calls).
+// fetch with collectSpy, then has the given head (loader and calls) and
+// body (a heading unless given). The Host does not matter: the same server
+// is every *.localhost name a test gives it.
 type e2eShop struct {
 	*httptest.Server
-	mu    sync.Mutex
-	pages map[string]string
+	mu     sync.Mutex
+	pages  map[string]string
+	bodies map[string]string
 }
 
 func (s *e2eShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -105,20 +108,27 @@ func (s *e2eShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	head, ok := s.pages[r.URL.Path]
+	body := s.bodies[r.URL.Path]
 	s.mu.Unlock()
+	if body == "" {
+		body = `<h1>Trail shop</h1>`
+	}
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	io.WriteString(w, `<!doctype html><html><head><meta charset="utf-8"><title>Trail shop</title><script>`+
-		collectSpy+`</script>`+head+`</head><body><h1>Trail shop</h1></body></html>`)
+		collectSpy+`</script>`+head+`</head><body>`+body+`</body></html>`)
 }
 
-func (s *e2eShop) page(path, head string) {
+func (s *e2eShop) page(path, head string) { s.pageWithBody(path, head, "") }
+
+func (s *e2eShop) pageWithBody(path, head, body string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pages[path] = head
+	s.bodies[path] = body
 }
 
 // e2eEnv is one tracker, one shop, one program with a partner and one
@@ -154,7 +164,7 @@ func newE2E(t *testing.T, withGate bool) *e2eEnv {
 		t.Cleanup(gateSrv.Close)
 		e.tracker = gateSrv.URL
 	}
-	e.shop = &e2eShop{pages: map[string]string{}}
+	e.shop = &e2eShop{pages: map[string]string{}, bodies: map[string]string{}}
 	e.shop.Server = httptest.NewServer(e.shop)
 	t.Cleanup(e.shop.Close)
 	e.shopURL = strings.Replace(e.shop.URL, "127.0.0.1", "localhost", 1)

@@ -168,6 +168,36 @@ ALTER TABLE programs ADD COLUMN require_consent INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE programs ADD COLUMN respect_dnt INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE programs ADD COLUMN spa INTEGER NOT NULL DEFAULT 0;
 `,
+	// 8: sales without a referral link (issue 13). Coupon codes belong to
+	// partners: code as the merchant typed it, code_norm lower-cased and
+	// trimmed, unique per program. Customers and transactions keep how
+	// their partner was decided (attributed_by: partner, cookie, code or
+	// metadata) and the discount code a sale named; a customer attributed
+	// by a code keeps that code. Rows stored before this migration keep
+	// attributed_by '' ("recorded before this was kept"): it cannot be
+	// derived afterwards (a REST customer may have been created by a
+	// transaction naming a partner or by POST /v1/customers, a browser
+	// sale's customer may have signed up through the REST API), so no
+	// guess is written. A gateway sale kept for its customer keeps its
+	// code; Paddle gets a webhook secret of its own.
+	`
+CREATE TABLE coupons (
+	id         INTEGER PRIMARY KEY,
+	program_id TEXT NOT NULL REFERENCES programs(id),
+	partner_id INTEGER NOT NULL REFERENCES partners(id),
+	code       TEXT NOT NULL,
+	code_norm  TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	UNIQUE (program_id, code_norm)
+);
+CREATE INDEX coupons_partner ON coupons (partner_id);
+ALTER TABLE customers ADD COLUMN attributed_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE customers ADD COLUMN discount_code TEXT NOT NULL DEFAULT '';
+ALTER TABLE transactions ADD COLUMN attributed_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE transactions ADD COLUMN discount_code TEXT NOT NULL DEFAULT '';
+ALTER TABLE pending_sales ADD COLUMN discount_code TEXT NOT NULL DEFAULT '';
+ALTER TABLE programs ADD COLUMN paddle_webhook_secret TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // SchemaVersion is the schema this binary writes.

@@ -27,12 +27,12 @@ type pgTable struct {
 var pgTables = []pgTable{
 	{name: "programs", columns: []string{"id", "name", "currency", "js_tracking", "allowed_origins", "cookie_days", "referral_params",
 		"attribution", "js_require_signature", "commission", "api_key_hash", "signing_secret", "webhook_secret", "created_at", "updated_at",
-		"cookie_domain", "link_domains", "require_consent", "respect_dnt", "spa"},
+		"cookie_domain", "link_domains", "require_consent", "respect_dnt", "spa", "paddle_webhook_secret"},
 		bools: map[string]bool{"js_tracking": true, "js_require_signature": true, "require_consent": true, "respect_dnt": true, "spa": true}},
 	{name: "partners", columns: []string{"id", "program_id", "key", "email", "name", "created_at"}, identity: true},
-	{name: "customers", columns: []string{"id", "program_id", "key", "name", "email", "partner_id", "created_at"}, identity: true},
+	{name: "customers", columns: []string{"id", "program_id", "key", "name", "email", "partner_id", "created_at", "attributed_by", "discount_code"}, identity: true},
 	{name: "transactions", columns: []string{"id", "program_id", "key", "customer_id", "amount_minor", "currency", "action", "product_id",
-		"product_type", "source", "verified", "rewardable", "status", "refunded_minor", "created_at"},
+		"product_type", "source", "verified", "rewardable", "status", "refunded_minor", "created_at", "attributed_by", "discount_code"},
 		bools: map[string]bool{"verified": true, "rewardable": true}, identity: true},
 	{name: "rewards", columns: []string{"id", "transaction_id", "partner_id", "amount_minor", "reversed_minor", "currency", "status", "created_at"}, identity: true},
 	{name: "clicks", columns: []string{"id", "program_id", "partner_id", "url", "referrer", "created_at"}, identity: true},
@@ -40,8 +40,9 @@ var pgTables = []pgTable{
 	{name: "pending_refunds", columns: []string{"program_id", "key", "refunded_minor", "created_at"}},
 	{name: "payment_links", columns: []string{"program_id", "payment", "invoice", "created_at"}},
 	{name: "pending_sales", columns: []string{"program_id", "key", "customer_key", "amount_minor", "currency", "action", "product_id",
-		"product_type", "source", "payment", "occurred_at", "created_at"}},
+		"product_type", "source", "payment", "occurred_at", "created_at", "discount_code"}},
 	{name: "admin_sessions", columns: []string{"token_hash", "admin_hash", "created_at", "last_seen_at", "expires_at"}},
+	{name: "coupons", columns: []string{"id", "program_id", "partner_id", "code", "code_norm", "created_at"}, identity: true},
 }
 
 // TableCount is how many rows of a table a copy moved.

@@ -53,8 +53,10 @@ func fillEveryTable(t *testing.T, s *Store) {
 			Action: "sale", Source: SourceGateway}); err != nil {
 			return err
 		}
-		_, err := tx.InsertAdminSession("tokhash", "adminhash", time.Hour)
-		return err
+		if _, err := tx.InsertAdminSession("tokhash", "adminhash", time.Hour); err != nil {
+			return err
+		}
+		return tx.InsertCoupon(&Coupon{ProgramID: "prog", Partner: &Partner{ID: 1}, Code: "Summer-24"})
 	})
 	if err != nil {
 		t.Fatal(err)

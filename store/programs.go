@@ -36,8 +36,11 @@ type Program struct {
 	// shown after creation or rotation. The API key is kept only as a hash.
 	SigningSecret string
 	WebhookSecret string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// PaddleWebhookSecret verifies Paddle-Signature; like WebhookSecret
+	// (Stripe's), readable but never shown after it is set.
+	PaddleWebhookSecret string
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
 }
 
 // Secret names a program secret that can be rotated.
@@ -47,18 +50,20 @@ const (
 	SecretAPIKey        Secret = "api_key"
 	SecretSigningSecret Secret = "signing_secret"
 	SecretWebhookSecret Secret = "webhook_secret"
+	// SecretPaddleWebhookSecret is Paddle's webhook secret.
+	SecretPaddleWebhookSecret Secret = "paddle_webhook_secret"
 )
 
 const programColumns = `id, name, currency, js_tracking, allowed_origins, cookie_days,
 	referral_params, attribution, js_require_signature, commission, signing_secret,
 	webhook_secret, created_at, updated_at, cookie_domain, link_domains, require_consent,
-	respect_dnt, spa`
+	respect_dnt, spa, paddle_webhook_secret`
 
 const insertProgramSQL = `INSERT INTO programs (id, name, currency, js_tracking, allowed_origins,
 	cookie_days, referral_params, attribution, js_require_signature, commission, api_key_hash,
 	signing_secret, webhook_secret, created_at, updated_at, cookie_domain, link_domains,
-	require_consent, respect_dnt, spa)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	require_consent, respect_dnt, spa, paddle_webhook_secret)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 const updateProgramSQL = `UPDATE programs SET name = ?, currency = ?, js_tracking = ?,
 	allowed_origins = ?, cookie_days = ?, referral_params = ?, attribution = ?,
@@ -76,7 +81,7 @@ func (t *Tx) InsertProgram(p *Program, apiKeyHash string) error {
 	_, err = t.exec(insertProgramSQL, p.ID, p.Name, p.Currency, p.JSTracking, j.origins,
 		p.CookieDays, j.params, p.Attribution, p.JSRequireSignature, j.commission, apiKeyHash,
 		p.SigningSecret, p.WebhookSecret, unix(p.CreatedAt), unix(p.UpdatedAt),
-		p.CookieDomain, j.linkDomains, p.RequireConsent, p.RespectDNT, p.SPA)
+		p.CookieDomain, j.linkDomains, p.RequireConsent, p.RespectDNT, p.SPA, p.PaddleWebhookSecret)
 	return err
 }
 
@@ -110,6 +115,8 @@ func (t *Tx) SetSecret(programID string, which Secret, value string) error {
 		query = `UPDATE programs SET signing_secret = ?, updated_at = ? WHERE id = ?`
 	case SecretWebhookSecret:
 		query = `UPDATE programs SET webhook_secret = ?, updated_at = ? WHERE id = ?`
+	case SecretPaddleWebhookSecret:
+		query = `UPDATE programs SET paddle_webhook_secret = ?, updated_at = ? WHERE id = ?`
 	default:
 		return fmt.Errorf("unknown secret %q", which)
 	}
@@ -181,7 +188,7 @@ func scanProgram(row scanner) (*Program, error) {
 	err := row.Scan(&p.ID, &p.Name, &p.Currency, &p.JSTracking, &origins, &p.CookieDays,
 		&params, &p.Attribution, &p.JSRequireSignature, &comm, &p.SigningSecret,
 		&p.WebhookSecret, &created, &updated, &p.CookieDomain, &linkDomains,
-		&p.RequireConsent, &p.RespectDNT, &p.SPA)
+		&p.RequireConsent, &p.RespectDNT, &p.SPA, &p.PaddleWebhookSecret)
 	if err != nil {
 		return nil, err
 	}

@@ -73,7 +73,7 @@ type tracker struct {
 	attribution string
 }
 
-func newTracker(t *testing.T, a *Asset) *tracker {
+func newTracker(t *testing.T, a Scripts) *tracker {
 	tr := &tracker{mode: modeNormal, partners: map[string]bool{"alice": true, "bob": true}, cookieDays: 30, attribution: "last"}
 	app := fiber.New()
 	app.Get("/js/universal.js", a.Handler())
@@ -280,8 +280,7 @@ func newEnv(t *testing.T) *env {
 	if testing.Short() {
 		t.Skip("browser test")
 	}
-	a := buildForTest(t)
-	return &env{t: t, b: browsertest.New(t), tracker: newTracker(t, a), shop: newShop(t)}
+	return &env{t: t, b: browsertest.New(t), tracker: newTracker(t, buildAllForTest(t)), shop: newShop(t)}
 }
 
 // loader is potrack's own loader for the program.
@@ -640,7 +639,7 @@ po('transactions', 'create', {data: {key: 'merchant-key', amount: 40}});
 
 func TestBrowserAPIHostSetting(t *testing.T) {
 	e := newEnv(t)
-	proxy := newTracker(t, buildForTest(t))
+	proxy := newTracker(t, buildAllForTest(t))
 	e.shop.page("/", e.partnero("prog1"), "")
 	// Partnero documents the settings before the program call.
 	e.shop.page("/proxied", `<script>`+strings.Replace(partneroLoader, "https://TRACKER", e.tracker.URL, 1)+
@@ -875,4 +874,69 @@ func TestBrowserRetryAtOnceWhenBack(t *testing.T) {
 			e.b.WaitJS(`localStorage.po_outbox === '[]'`, wait)
 		})
 	}
+}
+
+// TestBrowserStripeCheckout: the stripe variant hands the visitor's partner
+// to Stripe Checkout: Payment Links in their URL, pricing tables and buy
+// buttons as client-reference-id, those the page adds later too; not
+// before consent, and not for a key Stripe would drop.
+func TestBrowserStripeCheckout(t *testing.T) {
+	e := newEnv(t)
+	l := Loader(e.tracker.URL+"/js/universal.js", "prog1", Settings{StripeCheckout: true})
+	if !strings.Contains(l, "/js/universal.js?ext=stripe") {
+		t.Fatalf("the snippet does not load the stripe variant: %s", l)
+	}
+	const body = `<a id="link" href="https://buy.stripe.com/test_14k5nB?prefilled_email=a%40b.example">Buy</a>
+<a id="other" href="https://example.com/buy">Elsewhere</a>
+<stripe-pricing-table id="table" pricing-table-id="prctbl_1" publishable-key="pk_test_1"></stripe-pricing-table>
+<stripe-buy-button id="button" buy-button-id="buy_btn_1" publishable-key="pk_test_1"></stripe-buy-button>
+<script>setTimeout(() => document.body.insertAdjacentHTML('beforeend',
+  '<div><a id="late" href="https://buy.stripe.com/test_late">Later</a><stripe-pricing-table id="lateTable"></stripe-pricing-table></div>'), 100)</script>`
+	page := func(path, l string) {
+		e.shop.page(path, l, "")
+		e.shop.mu.Lock()
+		e.shop.pages[path] = strings.Replace(e.shop.pages[path], "<h1>Shop</h1>", body, 1)
+		e.shop.mu.Unlock()
+	}
+	page("/", l)
+	page("/wait", Loader(e.tracker.URL+"/js/universal.js", "prog1", Settings{StripeCheckout: true, RequireConsent: true}))
+
+	// Before any referral nothing is stamped.
+	e.b.Navigate(e.shop.url("/"))
+	e.b.WaitJS(`window.po && po.p === 1 && document.getElementById('late')`, wait)
+	if got := browsertest.Eval[string](e.b, `document.getElementById('link').href + ' ' + document.getElementById('table').getAttribute('client-reference-id')`); got != "https://buy.stripe.com/test_14k5nB?prefilled_email=a%40b.example null" {
+		t.Errorf("without a referral: %s", got)
+	}
+
+	e.b.Navigate(e.shop.url("/?aff=alice"))
+	stamped := `(id => { const el = document.getElementById(id); return el && (el.href ? new URL(el.href).searchParams.get('client_reference_id') : el.getAttribute('client-reference-id')) })`
+	e.b.WaitJS(stamped+`('late') === 'alice' && `+stamped+`('lateTable') === 'alice'`, wait)
+	for id, want := range map[string]string{"link": "alice", "table": "alice", "button": "alice", "other": ""} {
+		if got := browsertest.Eval[string](e.b, stamped+`(`+jsValue(id)+`) || ''`); got != want {
+			t.Errorf("%s stamped %q, want %q", id, got, want)
+		}
+	}
+	if got := browsertest.Eval[string](e.b, `new URL(document.getElementById('link').href).searchParams.get('prefilled_email')`); got != "a@b.example" {
+		t.Errorf("the link's own parameters: prefilled_email %q", got)
+	}
+
+	// While consent is held, nothing leaves the page, Stripe included.
+	e.b.Navigate(e.shop.url("/wait?aff=bob"))
+	e.b.WaitJS(`window.po && po.p === 1 && document.getElementById('late')`, wait)
+	if got := browsertest.Eval[string](e.b, stamped+`('link') + ' ' + `+stamped+`('late')`); got != "null null" {
+		t.Errorf("before consent: stamped %s", got)
+	}
+	e.b.Run(`po('consent', true)`)
+	// alice's cookie stays until bob's click is answered; bob's landing
+	// writes bob at once.
+	e.b.WaitJS(stamped+`('link') === 'bob' && `+stamped+`('table') === 'bob'`, wait)
+
+	// A key Stripe would drop is not stamped.
+	e.b.WaitJS(sentSettled, wait)
+	e.b.Run(`document.cookie = 'partnero_partner=' + encodeURIComponent('a b') + ';path=/'; po('settings', 'x', 1)`)
+	e.b.WaitJS(`document.cookie.includes('partnero_partner=a%20b')`, wait)
+	if got := browsertest.Eval[string](e.b, stamped+`('link')`); got != "bob" {
+		t.Errorf("after an odd key: %s, want bob's stamp left as it was", got)
+	}
+	e.noConsoleErrors()
 }

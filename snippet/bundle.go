@@ -36,11 +36,12 @@ const fsNamespace = "snippetfs"
 // Variants are the extensions a variant of the script may add, in the
 // order their names appear in a canonical ext value: xd decorates links to
 // the program's other domains, spa captures referrals in URLs reached by
-// pushState, replaceState and popstate.
-var Variants = []string{"xd", "spa"}
+// pushState, replaceState and popstate, stripe stamps Stripe Payment Links,
+// pricing tables and buy buttons with the partner.
+var Variants = []string{"xd", "spa", "stripe"}
 
 // Scripts are the built variants of the script, keyed by their canonical
-// ext value ("" for the default, "xd", "spa", "xd,spa").
+// ext value ("" for the default, "xd", "spa", "xd,spa", "stripe", …).
 type Scripts map[string]*Asset
 
 // Build bundles every variant of po.ts and the modules it imports from src
@@ -67,7 +68,7 @@ func Build(src fs.FS) (Scripts, error) {
 	return out, nil
 }
 
-// build bundles one variant: define sets its flags (XD, SPA), and the
+// build bundles one variant: define sets its flags (XD, SPA, STRIPE), and the
 // minifier drops the code behind a false one.
 func build(src fs.FS, define map[string]string) (*Asset, error) {
 	res := api.Build(api.BuildOptions{
@@ -280,11 +281,15 @@ type Settings struct {
 	RequireConsent, RespectDNT bool
 	// SPA loads the variant that watches pushState, replaceState and popstate.
 	SPA bool
+	// StripeCheckout loads the variant that stamps Stripe Payment Links,
+	// pricing tables and buy buttons with the partner.
+	StripeCheckout bool
 }
 
 // Exts names the variant of the script the settings need ("" for the
 // default), as the ext query parameter of the script URL: link decoration
-// (xd) and single-page-app hooks (spa) cost bytes not every site should pay.
+// (xd), single-page-app hooks (spa) and Stripe Checkout stamping (stripe) cost
+// bytes not every site should pay.
 func (s Settings) Exts() string {
 	var ext []string
 	if len(s.LinkDomains) > 0 {
@@ -292,6 +297,9 @@ func (s Settings) Exts() string {
 	}
 	if s.SPA {
 		ext = append(ext, "spa")
+	}
+	if s.StripeCheckout {
+		ext = append(ext, "stripe")
 	}
 	return strings.Join(ext, ",")
 }

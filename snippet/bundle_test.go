@@ -212,18 +212,26 @@ func TestVariants(t *testing.T) {
 	app := fiber.New()
 	app.Get("/js/universal.js", s.Handler())
 
-	has := map[string][]string{
-		"":       {},
+	// What each extension's code is recognised by.
+	marks := map[string][]string{
 		"xd":     {"po_ref", "link_domains"},
 		"spa":    {"pushState", "popstate"},
-		"xd,spa": {"po_ref", "link_domains", "pushState", "popstate"},
+		"stripe": {"client-reference-id", "MutationObserver"},
+	}
+	if len(s) != 1<<len(Variants) {
+		t.Fatalf("%d variants built", len(s))
 	}
 	etags := map[string]string{}
 	for ext, a := range s {
-		for _, w := range []string{"po_ref", "link_domains", "pushState", "popstate"} {
-			want := slices.Contains(has[ext], w)
-			if got := bytes.Contains(a.Raw, []byte(w)); got != want {
-				t.Errorf("variant %q contains %q: %v, want %v", ext, w, got, want)
+		if Variant(ext) != ext {
+			t.Errorf("variant key %q is not canonical (%q)", ext, Variant(ext))
+		}
+		for v, ws := range marks {
+			want := slices.Contains(strings.Split(ext, ","), v)
+			for _, w := range ws {
+				if got := bytes.Contains(a.Raw, []byte(w)); got != want {
+					t.Errorf("variant %q contains %q: %v, want %v", ext, w, got, want)
+				}
 			}
 		}
 		if other, dup := etags[a.ETag]; dup {
@@ -244,6 +252,8 @@ func TestVariants(t *testing.T) {
 		{"?ext=nope,spa", "spa"},
 		{"?ext=nope", ""},
 		{"?ext=xd&v8k2j", "xd"},
+		{"?ext=stripe", "stripe"},
+		{"?ext=stripe,spa,xd", "xd,spa,stripe"},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			resp, err := app.Test(httptest.NewRequest("GET", "/js/universal.js"+tc.query, nil), -1)
@@ -282,6 +292,7 @@ func TestLoaderSettings(t *testing.T) {
 			want: []string{`po('settings','link_domains',["checkout.example","app.example"]);`, `"` + url + `?ext=xd"`}},
 		{name: "spa", s: Settings{SPA: true}, want: []string{`"` + url + `?ext=spa"`}, not: []string{"settings"}},
 		{name: "both", s: Settings{SPA: true, LinkDomains: []string{"x.example"}}, want: []string{`"` + url + `?ext=xd,spa"`}},
+		{name: "stripe", s: Settings{StripeCheckout: true}, want: []string{`"` + url + `?ext=stripe"`}, not: []string{"settings"}},
 		{name: "dnt", s: Settings{RespectDNT: true},
 			want: []string{`if(!(navigator.doNotTrack=='1'||navigator.globalPrivacyControl))d.head.appendChild(o)`}},
 	} {

@@ -1,11 +1,12 @@
 // po() — potrack's browser tracker. It speaks Partnero's calls and replays the
 // queue of Partnero's loader (or potrack's shorter one), so a site only changes
 // the script URL. Size matters: TestScriptSize holds every variant to its
-// budget. XD (link decoration) and SPA (history hooks) are set by the build
-// (snippet.Build); code behind a false flag is dropped.
+// budget. XD (link decoration), SPA (history hooks) and STRIPE (Stripe
+// Checkout stamping) are set by the build (snippet.Build); code behind a
+// false flag is dropped.
 import { ls, now, post, run, send, set } from './outbox'
 
-declare const XD: boolean, SPA: boolean
+declare const XD: boolean, SPA: boolean, STRIPE: boolean
 
 const w = window as any
 const d = document
@@ -141,6 +142,7 @@ function po(c: string, x?: any, y?: any) {
       program = x
       if (y == 'load') land()
     } else if (type == 'customers.signup' || type == 'transactions.create') call(type, y)
+    if (STRIPE) stamp()
   } catch (e) {}
   return po
 }
@@ -174,6 +176,22 @@ const decorate = (e: any) => {
   } catch (e) {}
 }
 
+// stamp hands the partner to Stripe Checkout, whose session then names it as
+// client_reference_id: Payment Links get it in their URL, pricing tables and
+// buy buttons as an attribute, which they must have before the visitor
+// clicks inside their frame. Stripe drops a client_reference_id that is not
+// 1 to 200 letters, digits, '-' or '_', so such a key is not stamped.
+const stamp = () => {
+  const p = partner()
+  if (!held && /^[\w-]{1,200}$/.test(p))
+    for (const el of d.querySelectorAll<any>('a[href^="https://buy.stripe.com/"],stripe-pricing-table,stripe-buy-button'))
+      if (el.href) {
+        const u = new URL(el.href)
+        u.searchParams.set('client_reference_id', p)
+        el.href = u
+      } else el.setAttribute('client-reference-id', p)
+}
+
 // A second copy of the script on the page must not reset the first one's state.
 if (!stub?.p) {
   // Retry in the page too: at once when the network is back or the page
@@ -195,6 +213,9 @@ if (!stub?.p) {
     }
     addEventListener('popstate', nav)
   }
+  // Stripe elements the page adds later (an app, a pricing section shown
+  // on demand) are stamped as they arrive; po() stamps after each call.
+  if (STRIPE) new MutationObserver(stamp).observe(d.documentElement, { childList: true, subtree: true })
   w[name] = po
   replay(stub?.q)
   // Calls stored on earlier pages go once the queue is replayed: it may

@@ -30,12 +30,12 @@ func generalFormOf(p *store.Program) generalForm {
 type scriptForm struct {
 	CookieDomain, LinkDomains  string
 	RequireConsent, RespectDNT bool
-	SPA                        bool
+	SPA, StripeCheckout        bool
 }
 
 func scriptFormOf(p *store.Program) scriptForm {
 	return scriptForm{CookieDomain: p.CookieDomain, LinkDomains: strings.Join(p.LinkDomains, ", "),
-		RequireConsent: p.RequireConsent, RespectDNT: p.RespectDNT, SPA: p.SPA}
+		RequireConsent: p.RequireConsent, RespectDNT: p.RespectDNT, SPA: p.SPA, StripeCheckout: p.StripeCheckout}
 }
 
 // splitList reads a list typed into one input, separated by commas or
@@ -136,12 +136,12 @@ func programFormInput(c *fiber.Ctx, section string, p *store.Program) (*programJ
 		f := scriptForm{
 			CookieDomain: strings.TrimSpace(c.FormValue("cookie_domain")), LinkDomains: c.FormValue("link_domains"),
 			RequireConsent: c.FormValue("require_consent") == "on", RespectDNT: c.FormValue("respect_dnt") == "on",
-			SPA: c.FormValue("spa") == "on",
+			SPA: c.FormValue("spa") == "on", StripeCheckout: c.FormValue("stripe_checkout") == "on",
 		}
 		st.Script = &f
 		domains := splitList(f.LinkDomains)
 		in.CookieDomain, in.LinkDomains = &f.CookieDomain, &domains
-		in.RequireConsent, in.RespectDNT, in.SPA = &f.RequireConsent, &f.RespectDNT, &f.SPA
+		in.RequireConsent, in.RespectDNT, in.SPA, in.StripeCheckout = &f.RequireConsent, &f.RespectDNT, &f.SPA, &f.StripeCheckout
 	case "commission":
 		comm, f, err := commissionFromForm(c)
 		st.Comm = f

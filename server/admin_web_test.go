@@ -721,10 +721,10 @@ func TestAdminWebScriptSettings(t *testing.T) {
 	p := ts.createProgram(`{"name":"Shop","allowed_origins":["https://www.shop.example"]}`)
 	base := "/admin/programs/" + p.ID
 	const all = `SELECT count(*) FROM programs WHERE cookie_domain = 'shop.example' AND link_domains = '["checkout.example","pay.example"]'
-		AND require_consent = TRUE AND respect_dnt = TRUE AND spa = TRUE AND allowed_origins = '["https://www.shop.example"]'`
+		AND require_consent = TRUE AND respect_dnt = TRUE AND spa = TRUE AND stripe_checkout = TRUE AND allowed_origins = '["https://www.shop.example"]'`
 	allSettings := snippet.Settings{ReferralParams: []string{"aff"}, CookieDomain: "shop.example",
-		LinkDomains: []string{"checkout.example", "pay.example"}, RequireConsent: true, RespectDNT: true, SPA: true}
-	on := url.Values{"cookie_domain": {" .Shop.Example "}, "link_domains": {"checkout.example, PAY.example\ncheckout.example"},
+		LinkDomains: []string{"checkout.example", "pay.example"}, RequireConsent: true, RespectDNT: true, SPA: true, StripeCheckout: true}
+	on := url.Values{"stripe_checkout": {"on"}, "cookie_domain": {" .Shop.Example "}, "link_domains": {"checkout.example, PAY.example\ncheckout.example"},
 		"require_consent": {"on"}, "respect_dnt": {"on"}, "spa": {"on"}}
 	with := func(key, value string) url.Values {
 		v := url.Values{}
@@ -745,7 +745,8 @@ func TestAdminWebScriptSettings(t *testing.T) {
 	}{
 		{"every setting on", "script", on, 303,
 			[]string{"Script settings saved", `value="shop.example"`, `value="checkout.example, pay.example"`,
-				`name="require_consent" value="on" checked`, `name="respect_dnt" value="on" checked`, `name="spa" value="on" checked`},
+				`name="require_consent" value="on" checked`, `name="respect_dnt" value="on" checked`, `name="spa" value="on" checked`,
+				`name="stripe_checkout" value="on" checked`},
 			&allSettings, all},
 		{"a cookie domain covering no origin", "script", with("cookie_domain", "other.example"), 422,
 			[]string{`id="cookie-domain-error">cookie_domain must cover one of the allowed origins`, `aria-describedby="cookie-domain-error"`,
@@ -763,7 +764,7 @@ func TestAdminWebScriptSettings(t *testing.T) {
 		{"every setting off", "script", url.Values{"cookie_domain": {""}, "link_domains": {" "}}, 303,
 			[]string{"Script settings saved", `name="spa" value="on" >`},
 			&snippet.Settings{ReferralParams: []string{"aff"}},
-			`SELECT count(*) FROM programs WHERE cookie_domain = '' AND link_domains = '[]' AND require_consent = FALSE AND respect_dnt = FALSE AND spa = FALSE`},
+			`SELECT count(*) FROM programs WHERE cookie_domain = '' AND link_domains = '[]' AND require_consent = FALSE AND respect_dnt = FALSE AND spa = FALSE AND stripe_checkout = FALSE`},
 		{"the origin can go once the cookie domain is cleared", "origins-remove", url.Values{"origin": {"https://www.shop.example"}}, 303,
 			[]string{"Allowed origins saved"}, nil, `SELECT count(*) FROM programs WHERE allowed_origins = '[]'`},
 	}

@@ -43,6 +43,7 @@ type programJSONIn struct {
 	RequireConsent *bool     `json:"require_consent"`
 	RespectDNT     *bool     `json:"respect_dnt"`
 	SPA            *bool     `json:"spa"`
+	StripeCheckout *bool     `json:"stripe_checkout"`
 	// WebhookSecret lets a merchant paste the signing secret Stripe shows
 	// for the endpoint; it is write-only like every secret.
 	WebhookSecret *string `json:"webhook_secret"`
@@ -149,6 +150,9 @@ func (in *programJSONIn) apply(p *store.Program) error {
 	if in.SPA != nil {
 		p.SPA = *in.SPA
 	}
+	if in.StripeCheckout != nil {
+		p.StripeCheckout = *in.StripeCheckout
+	}
 	// The cookie domain must cover an allowed origin, judged on the result:
 	// a change of either may break it.
 	if p.CookieDomain != "" && (in.CookieDomain != nil || in.AllowedOrigins != nil) && !cookieDomainCovers(p.CookieDomain, p.AllowedOrigins) {
@@ -172,7 +176,7 @@ func (in *programJSONIn) apply(p *store.Program) error {
 func scriptSettings(p *store.Program) snippet.Settings {
 	return snippet.Settings{
 		ReferralParams: p.ReferralParams, CookieDomain: p.CookieDomain, LinkDomains: p.LinkDomains,
-		RequireConsent: p.RequireConsent, RespectDNT: p.RespectDNT, SPA: p.SPA,
+		RequireConsent: p.RequireConsent, RespectDNT: p.RespectDNT, SPA: p.SPA, StripeCheckout: p.StripeCheckout,
 	}
 }
 
@@ -194,6 +198,7 @@ type programView struct {
 	RequireConsent     bool             `json:"require_consent"`
 	RespectDNT         bool             `json:"respect_dnt"`
 	SPA                bool             `json:"spa"`
+	StripeCheckout     bool             `json:"stripe_checkout"`
 	ScriptURL          string           `json:"script_url"`
 	Snippet            string           `json:"snippet"`
 	WebhookURL         string           `json:"webhook_url"`
@@ -229,7 +234,7 @@ func (s *Server) viewProgram(c *fiber.Ctx, p *store.Program) *programView {
 		AllowedOrigins: p.AllowedOrigins, CookieDays: p.CookieDays, ReferralParams: p.ReferralParams,
 		Attribution: p.Attribution, JSRequireSignature: p.JSRequireSignature, Commission: p.Commission,
 		CookieDomain: p.CookieDomain, LinkDomains: linkDomains, RequireConsent: p.RequireConsent,
-		RespectDNT: p.RespectDNT, SPA: p.SPA,
+		RespectDNT: p.RespectDNT, SPA: p.SPA, StripeCheckout: p.StripeCheckout,
 		ScriptURL: scriptURL, Snippet: snippet.Loader(base+"/js/universal.js", p.ID, script),
 		WebhookURL: base + "/webhooks/stripe/" + p.ID, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}

@@ -399,6 +399,8 @@ func TestAdminAPIScriptSettings(t *testing.T) {
 					`po('settings','link_domains',[\"checkout.example\"]);\npo('program',`}},
 		{name: "view: link domains load the xd variant", method: "GET", create: `{"name":"Shop","link_domains":["checkout.example"]}`, status: 200,
 			want: []string{`"script_url":"http://example.com/js/universal.js?ext=xd"`, `universal.js?ext=xd\")`}, notWant: []string{"spa\\\"", "doNotTrack"}},
+		{name: "Stripe Checkout stamping on", body: `{"stripe_checkout":true}`, status: 200,
+			want: []string{`"stripe_checkout":true`, `"script_url":"http://example.com/js/universal.js?ext=stripe"`, `universal.js?ext=stripe\")`}},
 		{name: "view: SPA loads the spa variant", method: "GET", create: `{"name":"Shop","spa":true}`, status: 200,
 			want: []string{`"script_url":"http://example.com/js/universal.js?ext=spa"`, `universal.js?ext=spa\")`}, notWant: []string{"link_domains',"}},
 		{name: "view: the answer to a patch has the new snippet", body: `{"respect_dnt":true}`, status: 200, want: []string{`navigator.doNotTrack`}},

@@ -198,6 +198,10 @@ ALTER TABLE transactions ADD COLUMN discount_code TEXT NOT NULL DEFAULT '';
 ALTER TABLE pending_sales ADD COLUMN discount_code TEXT NOT NULL DEFAULT '';
 ALTER TABLE programs ADD COLUMN paddle_webhook_secret TEXT NOT NULL DEFAULT '';
 `,
+	// 9: the script stamps Stripe Payment Links, pricing tables and buy
+	// buttons with the partner (its stripe variant); off for every program
+	// until the merchant turns it on.
+	`ALTER TABLE programs ADD COLUMN stripe_checkout INTEGER NOT NULL DEFAULT 0`,
 }
 
 // SchemaVersion is the schema this binary writes.

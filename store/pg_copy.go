@@ -27,8 +27,8 @@ type pgTable struct {
 var pgTables = []pgTable{
 	{name: "programs", columns: []string{"id", "name", "currency", "js_tracking", "allowed_origins", "cookie_days", "referral_params",
 		"attribution", "js_require_signature", "commission", "api_key_hash", "signing_secret", "webhook_secret", "created_at", "updated_at",
-		"cookie_domain", "link_domains", "require_consent", "respect_dnt", "spa", "paddle_webhook_secret"},
-		bools: map[string]bool{"js_tracking": true, "js_require_signature": true, "require_consent": true, "respect_dnt": true, "spa": true}},
+		"cookie_domain", "link_domains", "require_consent", "respect_dnt", "spa", "paddle_webhook_secret", "stripe_checkout"},
+		bools: map[string]bool{"js_tracking": true, "js_require_signature": true, "require_consent": true, "respect_dnt": true, "spa": true, "stripe_checkout": true}},
 	{name: "partners", columns: []string{"id", "program_id", "key", "email", "name", "created_at"}, identity: true},
 	{name: "customers", columns: []string{"id", "program_id", "key", "name", "email", "partner_id", "created_at", "attributed_by", "discount_code"}, identity: true},
 	{name: "transactions", columns: []string{"id", "program_id", "key", "customer_id", "amount_minor", "currency", "action", "product_id",

@@ -184,6 +184,8 @@ ALTER TABLE transactions ADD COLUMN discount_code TEXT NOT NULL DEFAULT '';
 ALTER TABLE pending_sales ADD COLUMN discount_code TEXT NOT NULL DEFAULT '';
 ALTER TABLE programs ADD COLUMN paddle_webhook_secret TEXT NOT NULL DEFAULT '';
 `,
+	// 9: the script's Stripe Checkout stamping, off.
+	`ALTER TABLE programs ADD COLUMN stripe_checkout BOOLEAN NOT NULL DEFAULT false`,
 }
 
 // pgMigrationLock is the advisory lock every migration step takes: potrack

@@ -26,12 +26,14 @@ type Program struct {
 	// The script's settings: the cookie's domain ("" for the page's host),
 	// the merchant's other domains whose links carry the referral, consent
 	// before anything is stored or sent, Do-Not-Track and Global Privacy
-	// Control honoured, and the single-page-app variant of the script.
+	// Control honoured, the single-page-app variant of the script, and its
+	// Stripe Checkout stamping.
 	CookieDomain   string
 	LinkDomains    []string
 	RequireConsent bool
 	RespectDNT     bool
 	SPA            bool
+	StripeCheckout bool
 	// The secrets must stay readable to verify signatures; they are never
 	// shown after creation or rotation. The API key is kept only as a hash.
 	SigningSecret string
@@ -57,18 +59,18 @@ const (
 const programColumns = `id, name, currency, js_tracking, allowed_origins, cookie_days,
 	referral_params, attribution, js_require_signature, commission, signing_secret,
 	webhook_secret, created_at, updated_at, cookie_domain, link_domains, require_consent,
-	respect_dnt, spa, paddle_webhook_secret`
+	respect_dnt, spa, paddle_webhook_secret, stripe_checkout`
 
 const insertProgramSQL = `INSERT INTO programs (id, name, currency, js_tracking, allowed_origins,
 	cookie_days, referral_params, attribution, js_require_signature, commission, api_key_hash,
 	signing_secret, webhook_secret, created_at, updated_at, cookie_domain, link_domains,
-	require_consent, respect_dnt, spa, paddle_webhook_secret)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	require_consent, respect_dnt, spa, paddle_webhook_secret, stripe_checkout)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 const updateProgramSQL = `UPDATE programs SET name = ?, currency = ?, js_tracking = ?,
 	allowed_origins = ?, cookie_days = ?, referral_params = ?, attribution = ?,
 	js_require_signature = ?, commission = ?, cookie_domain = ?, link_domains = ?,
-	require_consent = ?, respect_dnt = ?, spa = ?, updated_at = ? WHERE id = ?`
+	require_consent = ?, respect_dnt = ?, spa = ?, stripe_checkout = ?, updated_at = ? WHERE id = ?`
 
 // InsertProgram stores a new program; apiKeyHash is the hash of its API key.
 func (t *Tx) InsertProgram(p *Program, apiKeyHash string) error {
@@ -81,7 +83,7 @@ func (t *Tx) InsertProgram(p *Program, apiKeyHash string) error {
 	_, err = t.exec(insertProgramSQL, p.ID, p.Name, p.Currency, p.JSTracking, j.origins,
 		p.CookieDays, j.params, p.Attribution, p.JSRequireSignature, j.commission, apiKeyHash,
 		p.SigningSecret, p.WebhookSecret, unix(p.CreatedAt), unix(p.UpdatedAt),
-		p.CookieDomain, j.linkDomains, p.RequireConsent, p.RespectDNT, p.SPA, p.PaddleWebhookSecret)
+		p.CookieDomain, j.linkDomains, p.RequireConsent, p.RespectDNT, p.SPA, p.PaddleWebhookSecret, p.StripeCheckout)
 	return err
 }
 
@@ -95,7 +97,7 @@ func (t *Tx) UpdateProgram(p *Program) error {
 	}
 	res, err := t.exec(updateProgramSQL, p.Name, p.Currency, p.JSTracking, j.origins,
 		p.CookieDays, j.params, p.Attribution, p.JSRequireSignature, j.commission,
-		p.CookieDomain, j.linkDomains, p.RequireConsent, p.RespectDNT, p.SPA,
+		p.CookieDomain, j.linkDomains, p.RequireConsent, p.RespectDNT, p.SPA, p.StripeCheckout,
 		unix(p.UpdatedAt), p.ID)
 	if err != nil {
 		return err
@@ -188,7 +190,7 @@ func scanProgram(row scanner) (*Program, error) {
 	err := row.Scan(&p.ID, &p.Name, &p.Currency, &p.JSTracking, &origins, &p.CookieDays,
 		&params, &p.Attribution, &p.JSRequireSignature, &comm, &p.SigningSecret,
 		&p.WebhookSecret, &created, &updated, &p.CookieDomain, &linkDomains,
-		&p.RequireConsent, &p.RespectDNT, &p.SPA, &p.PaddleWebhookSecret)
+		&p.RequireConsent, &p.RespectDNT, &p.SPA, &p.PaddleWebhookSecret, &p.StripeCheckout)
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func TestProgramScriptSettingsRoundTrip(t *testing.T) {
 			p := &Program{ID: "prog1", Name: "Shop", Currency: "USD", CookieDays: 30, ReferralParams: []string{"aff"},
 				Attribution: "last", Commission: rules.DefaultCommission(),
 				CookieDomain: "shop.example", LinkDomains: []string{"checkout.example", "app.example"},
-				RequireConsent: true, RespectDNT: true, SPA: true}
+				RequireConsent: true, RespectDNT: true, SPA: true, StripeCheckout: true}
 			if err := s.Write(ctx, func(tx *Tx) error { return tx.InsertProgram(p, "hash-prog1") }); err != nil {
 				t.Fatal(err)
 			}
@@ -47,10 +47,10 @@ func TestProgramScriptSettingsRoundTrip(t *testing.T) {
 				CookieDomain               string
 				LinkDomains                []string
 				RequireConsent, RespectDNT bool
-				SPA                        bool
+				SPA, StripeCheckout        bool
 			}
 			of := func(p *Program) settings {
-				return settings{p.CookieDomain, p.LinkDomains, p.RequireConsent, p.RespectDNT, p.SPA}
+				return settings{p.CookieDomain, p.LinkDomains, p.RequireConsent, p.RespectDNT, p.SPA, p.StripeCheckout}
 			}
 			check := func(step, id string, want settings) {
 				t.Helper()
@@ -75,17 +75,17 @@ func TestProgramScriptSettingsRoundTrip(t *testing.T) {
 					}
 				}
 			}
-			check("inserted", "prog1", settings{"shop.example", []string{"checkout.example", "app.example"}, true, true, true})
-			check("inserted with defaults", "prog2", settings{"", []string{}, false, false, false})
+			check("inserted", "prog1", settings{"shop.example", []string{"checkout.example", "app.example"}, true, true, true, true})
+			check("inserted with defaults", "prog2", settings{"", []string{}, false, false, false, false})
 
 			// Turned off again, and the other way round for the plain one.
 			changed := *p
 			changed.CookieDomain, changed.LinkDomains = "", nil
-			changed.RequireConsent, changed.RespectDNT, changed.SPA = false, false, false
+			changed.RequireConsent, changed.RespectDNT, changed.SPA, changed.StripeCheckout = false, false, false, false
 			if err := s.Write(ctx, func(tx *Tx) error { return tx.UpdateProgram(&changed) }); err != nil {
 				t.Fatal(err)
 			}
-			check("cleared", "prog1", settings{"", []string{}, false, false, false})
+			check("cleared", "prog1", settings{"", []string{}, false, false, false, false})
 			if n, err := s.CountForTest(ctx, `SELECT count(*) FROM programs WHERE id = 'prog1' AND link_domains = '[]'`); err != nil || n != 1 {
 				t.Errorf("cleared link_domains not stored as []: %d %v", n, err)
 			}
@@ -95,7 +95,7 @@ func TestProgramScriptSettingsRoundTrip(t *testing.T) {
 			if err := s.Write(ctx, func(tx *Tx) error { return tx.UpdateProgram(&p2) }); err != nil {
 				t.Fatal(err)
 			}
-			check("updated", "prog2", settings{"plain.example", []string{"pay.example"}, false, false, true})
+			check("updated", "prog2", settings{"plain.example", []string{"pay.example"}, false, false, true, false})
 			if n, err := s.CountForTest(ctx, `SELECT count(*) FROM programs WHERE id = 'prog2' AND link_domains = '["pay.example"]'`); err != nil || n != 1 {
 				t.Errorf("link_domains not stored as JSON text: %d %v", n, err)
 			}

@@ -16,11 +16,18 @@ type Customer struct {
 	Name      string
 	Email     string
 	Partner   *Partner // nil when not referred
-	CreatedAt time.Time
+	// AttributedBy is how Partner was decided when the customer was
+	// created: AttributedPartner, AttributedCookie, AttributedCode or
+	// AttributedMetadata; "" for a customer without partner, or one
+	// stored before this was kept (schema 8). DiscountCode is the code
+	// whose partner it took, when AttributedBy is AttributedCode.
+	AttributedBy string
+	DiscountCode string
+	CreatedAt    time.Time
 }
 
 const customerSelect = `SELECT c.id, c.program_id, c.key, c.name, c.email, c.created_at,
-	p.id, p.program_id, p.key, p.email, p.name, p.created_at
+	c.attributed_by, c.discount_code, p.id, p.program_id, p.key, p.email, p.name, p.created_at
 	FROM customers c LEFT JOIN partners p ON p.id = c.partner_id`
 
 // InsertCustomer stores a new customer; ErrExists when the key is taken.
@@ -42,9 +49,9 @@ func (t *Tx) ClaimCustomer(c *Customer) (created bool, err error) {
 		partnerID = sql.NullInt64{Int64: c.Partner.ID, Valid: true}
 	}
 	wasDirty := t.dirty
-	c.ID, created, err = t.insert(`INSERT INTO customers (program_id, key, name, email, partner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (program_id, key) DO NOTHING`,
-		c.ProgramID, c.Key, c.Name, c.Email, partnerID, unix(c.CreatedAt))
+	c.ID, created, err = t.insert(`INSERT INTO customers (program_id, key, name, email, partner_id, attributed_by, discount_code, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (program_id, key) DO NOTHING`,
+		c.ProgramID, c.Key, c.Name, c.Email, partnerID, c.AttributedBy, c.DiscountCode, unix(c.CreatedAt))
 	t.claimed(created, err, wasDirty)
 	return created, err
 }
@@ -110,7 +117,7 @@ func scanCustomer(row scanner) (*Customer, error) {
 		pName              sql.NullString
 	)
 	err := row.Scan(&c.ID, &c.ProgramID, &c.Key, &c.Name, &c.Email, &created,
-		&pID, &pProg, &pKey, &pMail, &pName, &pCreated)
+		&c.AttributedBy, &c.DiscountCode, &pID, &pProg, &pKey, &pMail, &pName, &pCreated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}

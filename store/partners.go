@@ -53,10 +53,16 @@ func (t *Tx) InsertPartner(p *Partner) error {
 }
 
 // PartnerRef names a partner by key, id or email; the first one set wins.
+// By says where the reference came from, which decides its rank among a
+// new customer's candidates (rules.ChooseAttribution) and what the
+// customer's AttributedBy says: AttributedPartner (named in the request,
+// also when By is ""), AttributedCookie (the browser's referral cookie)
+// or AttributedMetadata (a payment gateway's customer metadata).
 type PartnerRef struct {
 	Key   string
 	ID    int64
 	Email string
+	By    string
 }
 
 // IsZero reports whether the reference names nobody.

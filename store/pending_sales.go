@@ -27,7 +27,10 @@ type PendingSale struct {
 	// Payment is the gateway's other id for the payment (a Stripe
 	// PaymentIntent), under which a refund or an invoice link may be kept.
 	Payment string
-	At      time.Time
+	// DiscountCode is the code the sale named (none known to the program,
+	// or the sale would have attributed its customer).
+	DiscountCode string
+	At           time.Time
 }
 
 // SavePendingSale keeps a sale (once per key) and forgets the program's
@@ -39,10 +42,11 @@ func (t *Tx) SavePendingSale(programID string, s PendingSale) error {
 		return err
 	}
 	_, err := t.exec(`INSERT INTO pending_sales (program_id, key, customer_key, amount_minor, currency, action,
-		product_id, product_type, source, payment, occurred_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		product_id, product_type, source, payment, discount_code, occurred_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (program_id, key) DO NOTHING`,
 		programID, s.Key, s.CustomerKey, s.Amount.Minor, s.Amount.Currency, s.Action, s.ProductID, s.ProductType,
-		s.Source, s.Payment, unix(s.At), unix(t.now))
+		s.Source, s.Payment, s.DiscountCode, unix(s.At), unix(t.now))
 	return err
 }
 
@@ -76,7 +80,8 @@ func (t *Tx) TakePendingSales(programID, customerKey string) ([]PendingSale, err
 		return nil, err
 	}
 	rows, err := t.query(`DELETE FROM pending_sales WHERE program_id = ? AND customer_key = ?
-		RETURNING key, customer_key, amount_minor, currency, action, product_id, product_type, source, payment, occurred_at, created_at`,
+		RETURNING key, customer_key, amount_minor, currency, action, product_id, product_type, source, payment,
+		discount_code, occurred_at, created_at`,
 		programID, customerKey)
 	if err != nil {
 		return nil, err
@@ -89,7 +94,7 @@ func (t *Tx) TakePendingSales(programID, customerKey string) ([]PendingSale, err
 			at, created int64
 		)
 		if err := rows.Scan(&s.Key, &s.CustomerKey, &s.Amount.Minor, &s.Amount.Currency, &s.Action, &s.ProductID,
-			&s.ProductType, &s.Source, &s.Payment, &at, &created); err != nil {
+			&s.ProductType, &s.Source, &s.Payment, &s.DiscountCode, &at, &created); err != nil {
 			return nil, err
 		}
 		if fromUnix(created).Before(t.now.Add(-PendingSaleTTL)) {

@@ -16,6 +16,13 @@ const (
 	SourceJS      = "js"
 	SourceGateway = "gateway"
 
+	// How a customer's partner was decided (attributed_by), SPEC.md
+	// "Coupon codes"; see rules.ChooseAttribution for the order.
+	AttributedPartner  = rules.ByPartner  // named in the request (REST customer.partner)
+	AttributedCookie   = rules.ByCookie   // the referral cookie (/collect partner.key)
+	AttributedCode     = rules.ByCode     // a discount code the sale named
+	AttributedMetadata = rules.ByMetadata // the payment gateway's customer metadata
+
 	StatusOK       = "ok"
 	StatusRefunded = "refunded"
 
@@ -38,8 +45,15 @@ type Transaction struct {
 	Rewardable    bool
 	Status        string
 	RefundedMinor int64
-	CreatedAt     time.Time
-	Rewards       []*Reward
+	// AttributedBy is how the customer's partner was decided (the
+	// customer's own AttributedBy, copied to each of its sales: an
+	// existing customer keeps its partner); "" without partner, or for a
+	// sale stored before this was kept. DiscountCode is the code the sale
+	// named, trimmed, as given: known to the program or not.
+	AttributedBy string
+	DiscountCode string
+	CreatedAt    time.Time
+	Rewards      []*Reward
 }
 
 // Reward is what a partner earns for a transaction.
@@ -59,7 +73,8 @@ func (r *Reward) Net() rules.Money {
 
 const transactionSelect = `SELECT t.id, t.program_id, t.key, t.amount_minor, t.currency, t.action,
 	t.product_id, t.product_type, t.source, t.verified, t.rewardable, t.status, t.refunded_minor,
-	t.created_at, c.id, c.key, c.name, c.email, c.created_at
+	t.created_at, t.attributed_by, t.discount_code, c.id, c.key, c.name, c.email, c.created_at,
+	c.attributed_by, c.discount_code
 	FROM transactions t LEFT JOIN customers c ON c.id = t.customer_id`
 
 const rewardSelect = `SELECT r.id, r.transaction_id, r.amount_minor, r.reversed_minor, r.currency, r.status,
@@ -92,11 +107,12 @@ func (t *Tx) ClaimTransaction(tr *Transaction) (created bool, err error) {
 	}
 	wasDirty := t.dirty
 	tr.ID, created, err = t.insert(`INSERT INTO transactions (program_id, key, customer_id, amount_minor, currency,
-		action, product_id, product_type, source, verified, rewardable, status, refunded_minor, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (program_id, key) DO NOTHING`,
+		action, product_id, product_type, source, verified, rewardable, status, refunded_minor, created_at,
+		attributed_by, discount_code)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (program_id, key) DO NOTHING`,
 		tr.ProgramID, tr.Key, customerID, tr.Amount.Minor, tr.Amount.Currency, tr.Action,
 		tr.ProductID, tr.ProductType, tr.Source, tr.Verified, tr.Rewardable, tr.Status,
-		tr.RefundedMinor, unix(tr.CreatedAt))
+		tr.RefundedMinor, unix(tr.CreatedAt), tr.AttributedBy, tr.DiscountCode)
 	t.claimed(created, err, wasDirty)
 	if !created || err != nil {
 		return false, err
@@ -271,10 +287,12 @@ func scanTransaction(row scanner) (*Transaction, error) {
 		created            int64
 		cID, cCreated      sql.NullInt64
 		cKey, cName, cMail sql.NullString
+		cBy, cCode         sql.NullString
 	)
 	err := row.Scan(&tr.ID, &tr.ProgramID, &tr.Key, &tr.Amount.Minor, &tr.Amount.Currency, &tr.Action,
 		&tr.ProductID, &tr.ProductType, &tr.Source, &tr.Verified, &tr.Rewardable, &tr.Status,
-		&tr.RefundedMinor, &created, &cID, &cKey, &cName, &cMail, &cCreated)
+		&tr.RefundedMinor, &created, &tr.AttributedBy, &tr.DiscountCode, &cID, &cKey, &cName, &cMail, &cCreated,
+		&cBy, &cCode)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -284,7 +302,8 @@ func scanTransaction(row scanner) (*Transaction, error) {
 	tr.CreatedAt = fromUnix(created)
 	if cID.Valid {
 		tr.Customer = &Customer{ID: cID.Int64, ProgramID: tr.ProgramID, Key: cKey.String,
-			Name: cName.String, Email: cMail.String, CreatedAt: fromUnix(cCreated.Int64)}
+			Name: cName.String, Email: cMail.String, AttributedBy: cBy.String, DiscountCode: cCode.String,
+			CreatedAt: fromUnix(cCreated.Int64)}
 	}
 	tr.Rewards = []*Reward{}
 	return &tr, nil

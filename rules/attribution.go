@@ -44,3 +44,42 @@ func AttributeTransaction(customerExists, createCustomer, partnerKnown bool) Out
 	}
 	return Ignore
 }
+
+// Where a new customer's partner may come from (attributed_by), in
+// AttributionOrder.
+const (
+	ByPartner  = "partner"  // named explicitly in the request (REST customer.partner)
+	ByCode     = "code"     // a discount code the sale names, when it is one of the program's
+	ByCookie   = "cookie"   // the browser's referral cookie (/collect partner.key)
+	ByMetadata = "metadata" // the payment gateway's customer metadata
+)
+
+// AttributionOrder is the order in which a NEW customer's partner is
+// chosen (SPEC.md "Coupon codes"): a partner the request names explicitly,
+// then a known discount code (the buyer typed it), then the referral the
+// visit carried: the cookie, or a gateway's customer metadata (which
+// usually holds that cookie: Stripe's client_reference_id, Paddle's
+// custom_data). An entry point supplies at most one of the last two. An
+// existing customer keeps its partner whatever a sale names.
+var AttributionOrder = []string{ByPartner, ByCode, ByCookie, ByMetadata}
+
+// ChooseAttribution picks how a new customer is attributed. candidate
+// says, for a source of AttributionOrder, whether the sale names one
+// (named) and whether it is a partner of the program (known); it is
+// asked in order and no further than needed. The first known one wins.
+// An unknown code, cookie or metadata partner is passed over; a partner
+// named explicitly but unknown ends the choice with none, since the
+// caller asked for that partner and nobody else (the REST API answers
+// 422). "" means no partner.
+func ChooseAttribution(candidate func(by string) (named, known bool)) string {
+	for _, by := range AttributionOrder {
+		named, known := candidate(by)
+		switch {
+		case named && known:
+			return by
+		case named && by == ByPartner:
+			return ""
+		}
+	}
+	return ""
+}

@@ -35,3 +35,51 @@ func TestOutcomeString(t *testing.T) {
 		}
 	}
 }
+
+// TestChooseAttribution: a new customer's partner, for every mix of what a
+// sale names and what the program knows.
+func TestChooseAttribution(t *testing.T) {
+	type c struct{ named, known bool }
+	tests := []struct {
+		name  string
+		cands map[string]c
+		want  string
+	}{
+		{"nothing named", nil, ""},
+		{"explicit partner", map[string]c{ByPartner: {true, true}}, ByPartner},
+		{"explicit partner beats a code", map[string]c{ByPartner: {true, true}, ByCode: {true, true}}, ByPartner},
+		{"unknown explicit partner: none, the code is not used", map[string]c{ByPartner: {true, false}, ByCode: {true, true}}, ""},
+		{"code", map[string]c{ByCode: {true, true}}, ByCode},
+		{"code beats the cookie", map[string]c{ByCode: {true, true}, ByCookie: {true, true}}, ByCode},
+		{"unknown code: the cookie", map[string]c{ByCode: {true, false}, ByCookie: {true, true}}, ByCookie},
+		{"unknown code, no cookie", map[string]c{ByCode: {true, false}}, ""},
+		{"cookie", map[string]c{ByCookie: {true, true}}, ByCookie},
+		{"unknown cookie partner", map[string]c{ByCookie: {true, false}}, ""},
+		{"unknown cookie, known code", map[string]c{ByCode: {true, true}, ByCookie: {true, false}}, ByCode},
+		{"metadata", map[string]c{ByMetadata: {true, true}}, ByMetadata},
+		{"code beats metadata", map[string]c{ByCode: {true, true}, ByMetadata: {true, true}}, ByCode},
+		{"unknown code: metadata", map[string]c{ByCode: {true, false}, ByMetadata: {true, true}}, ByMetadata},
+		{"known but not named counts for nothing", map[string]c{ByCode: {false, true}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var asked []string
+			got := ChooseAttribution(func(by string) (bool, bool) {
+				asked = append(asked, by)
+				return tt.cands[by].named, tt.cands[by].known
+			})
+			if got != tt.want {
+				t.Errorf("ChooseAttribution = %q (asked %v), want %q", got, asked, tt.want)
+			}
+			// Asked in order, and nothing after the winner.
+			for i, by := range asked {
+				if AttributionOrder[i] != by {
+					t.Errorf("asked %v, not in AttributionOrder", asked)
+				}
+			}
+			if got != "" && asked[len(asked)-1] != got {
+				t.Errorf("asked %v after the winner %q", asked, got)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ package tracking
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/potrack/potrack/rules"
@@ -47,6 +48,11 @@ type Mode struct {
 	// record it if the customer is created attributed soon after: a
 	// gateway may deliver the sale before the event that attributes it.
 	KeepUnknownCustomers bool
+	// CodeCreatesCustomer creates the unknown customer of a sale that
+	// names one of the program's discount codes, attributed by the code,
+	// without options.create_customer: a gateway's customer is real, and
+	// the code is the attribution a kept sale would wait for.
+	CodeCreatesCustomer bool
 }
 
 // REST is the server-to-server API: unattributed customers and sales are
@@ -59,7 +65,8 @@ var Tracked = Mode{RequirePartner: true}
 
 // Gateway is the payment gateway mode: like Tracked, but a sale of an
 // unknown customer waits a while for the customer (store.PendingSaleTTL).
-var Gateway = Mode{RequirePartner: true, KeepUnknownCustomers: true}
+// A sale naming a known code creates its customer.
+var Gateway = Mode{RequirePartner: true, KeepUnknownCustomers: true, CodeCreatesCustomer: true}
 
 // PartnerInput is a new partner.
 type PartnerInput struct{ Key, Email, Name string }
@@ -85,12 +92,21 @@ func CreatePartner(tx *store.Tx, p *store.Program, in PartnerInput) (*store.Part
 }
 
 // CustomerInput is a customer as a caller names it.
-type CustomerInput struct{ Key, Name, Email string }
+type CustomerInput struct {
+	Key, Name, Email string
+	// DiscountCode, for CreateCustomer only (a sale's code is
+	// TransactionInput.DiscountCode): a code the customer used, which
+	// attributes it in the order of rules.ChooseAttribution (before a
+	// cookie or metadata reference, after an explicit partner).
+	DiscountCode string
+}
 
-// CreateCustomer stores a customer attributed to the referenced partner. An
-// existing customer is never changed: in REST mode the same content is a
-// replay and other content a conflict; in tracked mode (browser signups)
-// any existing customer is a replay.
+// CreateCustomer stores a customer attributed to the referenced partner
+// or to the partner of its discount code, whichever rules.ChooseAttribution
+// picks (ref.By says what kind of reference ref is). An existing customer
+// is never changed: in REST mode the same content is a replay and other
+// content a conflict; in tracked mode (browser signups, gateways) any
+// existing customer is a replay.
 func CreateCustomer(tx *store.Tx, p *store.Program, in CustomerInput, ref store.PartnerRef, mode Mode) (*store.Customer, Result, error) {
 	existing, err := tx.Customer(p.ID, in.Key)
 	switch {
@@ -102,10 +118,11 @@ func CreateCustomer(tx *store.Tx, p *store.Program, in CustomerInput, ref store.
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, 0, err
 	}
-	partner, err := findPartner(tx, p, ref)
+	a, err := attributeNew(tx, p, ref, in.DiscountCode)
 	if err != nil {
 		return nil, 0, err
 	}
+	partner := a.partner
 	if partner == nil {
 		if mode.RequirePartner {
 			return nil, Ignored, nil
@@ -114,7 +131,8 @@ func CreateCustomer(tx *store.Tx, p *store.Program, in CustomerInput, ref store.
 			return nil, 0, ErrPartnerNotFound
 		}
 	}
-	c := &store.Customer{ProgramID: p.ID, Key: in.Key, Name: in.Name, Email: in.Email, Partner: partner}
+	c := &store.Customer{ProgramID: p.ID, Key: in.Key, Name: in.Name, Email: in.Email, Partner: partner,
+		AttributedBy: a.by, DiscountCode: a.code}
 	if err := tx.InsertCustomer(c); err != nil {
 		return nil, 0, err
 	}
@@ -145,7 +163,7 @@ func recordPendingSales(tx *store.Tx, p *store.Program, c *store.Customer) (reco
 		in := TransactionInput{
 			Key: ps.Key, Amount: ps.Amount, Action: ps.Action, ProductID: ps.ProductID, ProductType: ps.ProductType,
 			Rewardable: true, CreatedAt: ps.At, Customer: CustomerInput{Key: c.Key}, Source: ps.Source, Verified: true,
-			Payment: ps.Payment,
+			Payment: ps.Payment, DiscountCode: ps.DiscountCode,
 		}
 		_, res, err := RecordTransaction(tx, p, in, Tracked)
 		if errors.Is(err, ErrKeyConflict) {
@@ -205,6 +223,75 @@ func sameCustomer(c *store.Customer, in CustomerInput, ref store.PartnerRef) boo
 	return false
 }
 
+// attribution is how a new customer would be attributed: its partner
+// (nil: none), by which source (rules.By…, "" without partner) and, when
+// by a code, the code as the program keeps it.
+type attribution struct {
+	partner *store.Partner
+	by      string
+	code    string
+}
+
+// attributeNew decides a new customer's partner from what the call names:
+// the partner reference ref (explicit unless ref.By says cookie or
+// metadata) and a discount code, in the order of rules.ChooseAttribution.
+// Lookups stop at the winner: a found explicit partner costs no coupon
+// lookup. An unknown code is no error; it attributes nothing.
+func attributeNew(tx *store.Tx, p *store.Program, ref store.PartnerRef, code string) (attribution, error) {
+	refBy := rules.ByPartner
+	if ref.By == rules.ByCookie || ref.By == rules.ByMetadata {
+		refBy = ref.By
+	}
+	var (
+		a   attribution
+		err error
+	)
+	by := rules.ChooseAttribution(func(by string) (named, known bool) {
+		if err != nil {
+			return false, false
+		}
+		switch by {
+		case rules.ByCode:
+			if store.NormalizeCode(code) == "" {
+				return false, false
+			}
+			coupon, e := tx.Coupon(p.ID, code)
+			if errors.Is(e, store.ErrNotFound) {
+				return true, false
+			}
+			if e != nil {
+				err = e
+				return false, false
+			}
+			a.partner, a.code = coupon.Partner, coupon.Code
+			return true, true
+		case refBy:
+			if ref.IsZero() {
+				return false, false
+			}
+			partner, e := findPartner(tx, p, ref)
+			if e != nil {
+				err = e
+				return false, false
+			}
+			a.partner = partner
+			return true, partner != nil
+		}
+		return false, false
+	})
+	if err != nil {
+		return attribution{}, err
+	}
+	if by == "" {
+		return attribution{}, nil
+	}
+	a.by = by
+	if by != rules.ByCode {
+		a.code = ""
+	}
+	return a, nil
+}
+
 // findPartner resolves a reference; nil (and no error) when it names
 // nobody or somebody unknown.
 func findPartner(tx *store.Tx, p *store.Program, ref store.PartnerRef) (*store.Partner, error) {
@@ -221,15 +308,20 @@ func findPartner(tx *store.Tx, p *store.Program, ref store.PartnerRef) (*store.P
 // TransactionInput is a sale as an entry point received it, already
 // validated.
 type TransactionInput struct {
-	Key            string
-	Amount         rules.Money
-	Action         string
-	ProductID      string
-	ProductType    string
-	Rewardable     bool
-	CreatedAt      time.Time // zero: now
-	Customer       CustomerInput
-	Partner        store.PartnerRef // attribution for a customer created here
+	Key         string
+	Amount      rules.Money
+	Action      string
+	ProductID   string
+	ProductType string
+	Rewardable  bool
+	CreatedAt   time.Time // zero: now
+	Customer    CustomerInput
+	Partner     store.PartnerRef // attribution for a customer created here; Partner.By says its kind
+	// DiscountCode is the code the sale names (trimmed; stored as given,
+	// known or not). One of the program's codes attributes a customer
+	// created here, after an explicit partner and before a cookie or
+	// metadata reference (rules.ChooseAttribution).
+	DiscountCode   string
 	CreateCustomer bool
 	Source         string
 	Verified       bool
@@ -252,12 +344,22 @@ type TransactionInput struct {
 // and the transaction are claimed by INSERT … ON CONFLICT DO NOTHING
 // instead of being looked up first, and the reward is inserted. Only a
 // taken key pays for reading what holds it.
+//
+// A customer created here is attributed as attributeNew decides (an
+// explicit partner, else a known code, else the cookie or metadata); an
+// existing one keeps its partner. Either way the sale records the
+// customer's AttributedBy, and DiscountCode as the sale named it.
 func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode Mode) (*store.Transaction, Result, error) {
-	partner, err := findPartner(tx, p, in.Partner)
+	in.DiscountCode = strings.TrimSpace(in.DiscountCode)
+	a, err := attributeNew(tx, p, in.Partner, in.DiscountCode)
 	if err != nil {
 		return nil, 0, err
 	}
-	customer, newCustomer, err := claimCustomer(tx, p, in, mode, partner)
+	partner := a.partner
+	if mode.CodeCreatesCustomer && a.by == rules.ByCode {
+		in.CreateCustomer = true
+	}
+	customer, newCustomer, err := claimCustomer(tx, p, in, mode, a)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -293,6 +395,7 @@ func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode
 		ProgramID: p.ID, Key: in.Key, Customer: customer, Amount: in.Amount, Action: in.Action,
 		ProductID: in.ProductID, ProductType: in.ProductType, Source: in.Source, Verified: in.Verified,
 		Rewardable: in.Rewardable, CreatedAt: in.CreatedAt, Rewards: []*store.Reward{},
+		AttributedBy: customer.AttributedBy, DiscountCode: in.DiscountCode,
 	}
 	if err := reward(tx, p, tr, newCustomer); err != nil {
 		return nil, 0, err
@@ -326,12 +429,12 @@ func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode
 // claimCustomer finds the sale's customer, creating it when the
 // attribution rules say so (SPEC.md "Attribution for transactions.create").
 // A nil customer means none exists and none may be created.
-func claimCustomer(tx *store.Tx, p *store.Program, in TransactionInput, mode Mode, partner *store.Partner) (c *store.Customer, created bool, err error) {
-	outcome := rules.AttributeTransaction(false, in.CreateCustomer, partner != nil)
+func claimCustomer(tx *store.Tx, p *store.Program, in TransactionInput, mode Mode, a attribution) (c *store.Customer, created bool, err error) {
+	outcome := rules.AttributeTransaction(false, in.CreateCustomer, a.partner != nil)
 	if outcome == rules.CreateWithPartner ||
 		(outcome == rules.CreateUnattributed && !mode.RequirePartner && in.Partner.IsZero()) {
 		c = &store.Customer{ProgramID: p.ID, Key: in.Customer.Key, Name: in.Customer.Name,
-			Email: in.Customer.Email, Partner: partner}
+			Email: in.Customer.Email, Partner: a.partner, AttributedBy: a.by, DiscountCode: a.code}
 		if created, err = tx.ClaimCustomer(c); err != nil || created {
 			return c, created, err
 		}
@@ -355,7 +458,7 @@ func noCustomer(tx *store.Tx, p *store.Program, in TransactionInput, mode Mode, 
 			return Ignored, tx.SavePendingSale(p.ID, store.PendingSale{
 				Key: in.Key, CustomerKey: in.Customer.Key, Amount: in.Amount, Action: in.Action,
 				ProductID: in.ProductID, ProductType: in.ProductType, Source: in.Source, Payment: in.Payment,
-				At: in.CreatedAt,
+				DiscountCode: in.DiscountCode, At: in.CreatedAt,
 			})
 		}
 		if !mode.RequirePartner {
@@ -425,13 +528,17 @@ func decideExisting(tx *store.Tx, existing *store.Transaction, in TransactionInp
 	return nil, 0, false, ErrKeyConflict
 }
 
-// sameTransaction reports whether in repeats the stored transaction.
+// sameTransaction reports whether in repeats the stored transaction. With
+// WholeContent the discount code counts too, compared as codes are (case
+// and surrounding spaces aside); attributed_by never does: it is what the
+// server decided, not what the caller sent.
 func sameTransaction(t *store.Transaction, in TransactionInput, mode Mode) bool {
 	if t.Amount != in.Amount || t.Customer == nil || t.Customer.Key != in.Customer.Key {
 		return false
 	}
 	return !mode.WholeContent || (t.Action == in.Action && t.ProductID == in.ProductID &&
-		t.ProductType == in.ProductType && t.Rewardable == in.Rewardable)
+		t.ProductType == in.ProductType && t.Rewardable == in.Rewardable &&
+		store.NormalizeCode(t.DiscountCode) == store.NormalizeCode(in.DiscountCode))
 }
 
 // Refund marks refundedTotal minor units of a transaction as refunded in

@@ -202,6 +202,42 @@ ALTER TABLE programs ADD COLUMN paddle_webhook_secret TEXT NOT NULL DEFAULT '';
 	// buttons with the partner (its stripe variant); off for every program
 	// until the merchant turns it on.
 	`ALTER TABLE programs ADD COLUMN stripe_checkout INTEGER NOT NULL DEFAULT 0`,
+	// 10: what /collect refused, and indexes for the admin's numbers
+	// (issue 14). refusal_counts holds a count per program, UTC hour
+	// (unix seconds of its start) and reason (the error code), added to
+	// by each instance's flushes and pruned after 90 days; refusals holds
+	// the last 50 refused calls per program (never an IP, never a body).
+	// Clicks and customers are counted per program or partner over a date
+	// range: the indexes by partner gain the date (replacing the ones
+	// without it, so a click or a customer costs no extra index), and
+	// customers get one by program and date for the sign-ups of a day.
+	`
+CREATE TABLE refusal_counts (
+	program_id TEXT NOT NULL REFERENCES programs(id),
+	hour       INTEGER NOT NULL,
+	reason     TEXT NOT NULL,
+	n          INTEGER NOT NULL,
+	PRIMARY KEY (program_id, hour, reason)
+);
+CREATE INDEX refusal_counts_hour ON refusal_counts (hour);
+CREATE TABLE refusals (
+	id          INTEGER PRIMARY KEY,
+	program_id  TEXT NOT NULL REFERENCES programs(id),
+	reason      TEXT NOT NULL,
+	call_type   TEXT NOT NULL DEFAULT '',
+	origin      TEXT NOT NULL DEFAULT '',
+	partner_key TEXT NOT NULL DEFAULT '',
+	key         TEXT NOT NULL DEFAULT '',
+	field       TEXT NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL
+);
+CREATE INDEX refusals_program ON refusals (program_id, created_at);
+CREATE INDEX clicks_partner_created ON clicks (partner_id, created_at);
+DROP INDEX clicks_partner;
+CREATE INDEX customers_partner_created ON customers (partner_id, created_at);
+DROP INDEX customers_partner;
+CREATE INDEX customers_program_created ON customers (program_id, created_at);
+`,
 }
 
 // SchemaVersion is the schema this binary writes.

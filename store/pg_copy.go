@@ -43,6 +43,8 @@ var pgTables = []pgTable{
 		"product_type", "source", "payment", "occurred_at", "created_at", "discount_code"}},
 	{name: "admin_sessions", columns: []string{"token_hash", "admin_hash", "created_at", "last_seen_at", "expires_at"}},
 	{name: "coupons", columns: []string{"id", "program_id", "partner_id", "code", "code_norm", "created_at"}, identity: true},
+	{name: "refusal_counts", columns: []string{"program_id", "hour", "reason", "n"}},
+	{name: "refusals", columns: []string{"id", "program_id", "reason", "call_type", "origin", "partner_key", "key", "field", "created_at"}, identity: true},
 }
 
 // TableCount is how many rows of a table a copy moved.

@@ -56,6 +56,13 @@ func fillEveryTable(t *testing.T, s *Store) {
 		if _, err := tx.InsertAdminSession("tokhash", "adminhash", time.Hour); err != nil {
 			return err
 		}
+		if _, err := tx.exec(`INSERT INTO refusal_counts (program_id, hour, reason, n) VALUES ('prog', 1767225600, 'origin_not_allowed', 3)`); err != nil {
+			return err
+		}
+		if _, err := tx.exec(`INSERT INTO refusals (program_id, reason, call_type, origin, partner_key, key, field, created_at)
+			VALUES ('prog', 'invalid_field', 'transactions.create', 'https://shop.example', 'pat0', 'order_x', 'data.amount', 1767225601)`); err != nil {
+			return err
+		}
 		return tx.InsertCoupon(&Coupon{ProgramID: "prog", Partner: &Partner{ID: 1}, Code: "Summer-24"})
 	})
 	if err != nil {

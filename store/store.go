@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -58,6 +59,7 @@ type Store struct {
 	programs    programCache
 	partners    partnerCache
 	stmts       statements
+	refusals    refusalBuffer // refusals.go
 }
 
 // dsn is the connection string for the database at path.
@@ -203,6 +205,10 @@ func pingUntilFree(db *sql.DB) error {
 // Close stops accepting writes, finishes the queued ones and closes the
 // database.
 func (s *Store) Close() error {
+	// Refused calls counted in memory are written while the writer runs.
+	if err := s.stopRefusals(); err != nil && !errors.Is(err, ErrClosed) {
+		slog.Warn("could not write the refused calls' last counts", "err", err)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -95,8 +95,17 @@ func (s *Server) v1GetPartner(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	coupons, _, err := s.store.Coupons(c.UserContext(), store.CouponFilter{ProgramID: partner.ProgramID, PartnerID: partner.ID})
+	if err != nil {
+		return err
+	}
+	codes := make([]string, len(coupons))
+	for i, k := range coupons {
+		codes[i] = k.Code
+	}
 	v := viewPartner(partner)
 	v.Totals = viewPartnerTotals(totals)
+	v.Coupons = &codes
 	return restOK(c, fiber.StatusOK, v)
 }
 

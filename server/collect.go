@@ -79,6 +79,10 @@ type collectAnswer struct {
 	Attribution string `json:"attribution,omitempty"`
 	CookieSet   bool   `json:"cookie_set,omitempty"`
 	Cookie      string `json:"cookie,omitempty"`
+	// AttributedBy answers a sale stored or replayed: how its customer's
+	// partner was decided (code, cookie, or the customer's own earlier
+	// attribution).
+	AttributedBy string `json:"attributed_by,omitempty"`
 }
 
 func answerFor(res tracking.Result) (int, collectAnswer) {
@@ -259,8 +263,10 @@ func (s *Server) collectTransaction(c *fiber.Ctx, p *store.Program, call *collec
 		return 0, collectAnswer{}, withDataPrefix(err)
 	}
 	// The cookie names the partner, never the page's data: the script
-	// fills partner.key, and a merchant page has no say in attribution.
-	in.Partner = store.PartnerRef{Key: call.partnerKey()}
+	// fills partner.key, and a merchant page has no say in attribution
+	// beyond the discount code the buyer typed (data.discount_code),
+	// which a new customer takes before the cookie.
+	in.Partner = store.PartnerRef{Key: call.partnerKey(), By: store.AttributedCookie}
 	in.CreateCustomer = in.CreateCustomer || call.Options.CreateCustomer
 	in.Source = store.SourceJS
 	// A valid signature proves the merchant's backend saw this sale, so it
@@ -282,15 +288,21 @@ func (s *Server) collectTransaction(c *fiber.Ctx, p *store.Program, call *collec
 	if p.JSRequireSignature && !in.Verified {
 		return 0, collectAnswer{}, errBadSignature
 	}
-	var res tracking.Result
+	var (
+		res tracking.Result
+		tr  *store.Transaction
+	)
 	err = s.store.Write(c.UserContext(), func(tx *store.Tx) (err error) {
-		_, res, err = tracking.RecordTransaction(tx, p, in, tracking.Tracked)
+		tr, res, err = tracking.RecordTransaction(tx, p, in, tracking.Tracked)
 		return err
 	})
 	if err != nil {
 		return 0, collectAnswer{}, withDataPrefix(err)
 	}
 	status, answer := answerFor(res)
+	if tr != nil && res != tracking.Ignored {
+		answer.AttributedBy = tr.AttributedBy
+	}
 	return status, answer, nil
 }
 
@@ -299,7 +311,7 @@ func (s *Server) collectSignup(c *fiber.Ctx, p *store.Program, call *collectCall
 	if err != nil {
 		return 0, collectAnswer{}, err
 	}
-	ref := store.PartnerRef{Key: call.partnerKey()}
+	ref := store.PartnerRef{Key: call.partnerKey(), By: store.AttributedCookie}
 	var res tracking.Result
 	err = s.store.Write(c.UserContext(), func(tx *store.Tx) (err error) {
 		_, res, err = tracking.CreateCustomer(tx, p, in, ref, tracking.Tracked)

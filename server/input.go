@@ -182,7 +182,11 @@ type transactionJSONIn struct {
 	Rewardable  *bool           `json:"rewardable"`
 	CreatedAt   string          `json:"created_at"`
 	Customer    *customerJSONIn `json:"customer"`
-	Options     struct {
+	// DiscountCode names a coupon code (SPEC.md "Coupon codes"). Before
+	// schema 8 it was dropped here unread, as every field this struct
+	// does not name is (decodeJSON ignores unknown fields).
+	DiscountCode flexString `json:"discount_code"`
+	Options      struct {
 		CreateCustomer bool `json:"create_customer"`
 	} `json:"options"`
 	Signature string `json:"signature"`
@@ -230,6 +234,9 @@ func (t *transactionJSONIn) input(p *store.Program) (tracking.TransactionInput, 
 		return in, err
 	}
 	if in.Partner, err = t.Customer.Partner.ref("customer.partner"); err != nil {
+		return in, err
+	}
+	if in.DiscountCode, err = checkDiscountCode("discount_code", string(t.DiscountCode)); err != nil {
 		return in, err
 	}
 	if t.CreatedAt != "" {

@@ -128,6 +128,10 @@ func (s *Server) routes() {
 	v1.Get("/transactions", s.v1ListTransactions)
 	v1.Get("/transactions/:key", s.v1GetTransaction)
 	v1.Delete("/transactions/:key", s.v1RefundTransaction)
+	v1.Post("/coupons", s.v1CreateCoupon)
+	v1.Get("/coupons", s.v1ListCoupons)
+	v1.Get("/coupons/:code", s.v1GetCoupon)
+	v1.Delete("/coupons/:code", s.v1DeleteCoupon)
 
 	adm := app.Group("/admin/api", s.requireAdminToken)
 	adm.Get("/programs", s.adminListPrograms)
@@ -135,6 +139,10 @@ func (s *Server) routes() {
 	adm.Get("/programs/:id", s.adminGetProgram)
 	adm.Patch("/programs/:id", s.adminPatchProgram)
 	adm.Post("/programs/:id/rotate", s.adminRotateSecret)
+	adm.Get("/programs/:id/coupons", s.adminListCoupons)
+	adm.Post("/programs/:id/coupons", s.adminCreateCoupon)
+	adm.Get("/programs/:id/coupons/:code", s.adminGetCoupon)
+	adm.Delete("/programs/:id/coupons/:code", s.adminDeleteCoupon)
 
 	app.Post("/collect", s.collect)
 	app.Options("/collect", s.collectPreflight)

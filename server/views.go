@@ -20,6 +20,8 @@ type partnerView struct {
 	Name      string             `json:"name"`
 	CreatedAt time.Time          `json:"created_at"`
 	Totals    *partnerTotalsView `json:"totals,omitempty"`
+	// Coupons are the partner's codes, in GET /v1/partners/{key} only.
+	Coupons *[]string `json:"coupons,omitempty"`
 }
 
 type partnerTotalsView struct {
@@ -50,18 +52,31 @@ func viewPartnerTotals(t *store.PartnerTotals) *partnerTotalsView {
 }
 
 type customerView struct {
-	Key       string       `json:"key"`
-	Name      string       `json:"name"`
-	Email     string       `json:"email"`
-	Partner   *partnerView `json:"partner"`
-	CreatedAt time.Time    `json:"created_at"`
+	Key     string       `json:"key"`
+	Name    string       `json:"name"`
+	Email   string       `json:"email"`
+	Partner *partnerView `json:"partner"`
+	// AttributedBy is how the partner was decided (partner, cookie, code,
+	// metadata); DiscountCode the code when by a code. null when none.
+	AttributedBy *string   `json:"attributed_by"`
+	DiscountCode *string   `json:"discount_code"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// orNull is s, or JSON null when s is empty.
+func orNull(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func viewCustomer(c *store.Customer) *customerView {
 	if c == nil {
 		return nil
 	}
-	return &customerView{Key: c.Key, Name: c.Name, Email: c.Email, Partner: viewPartner(c.Partner), CreatedAt: c.CreatedAt}
+	return &customerView{Key: c.Key, Name: c.Name, Email: c.Email, Partner: viewPartner(c.Partner),
+		AttributedBy: orNull(c.AttributedBy), DiscountCode: orNull(c.DiscountCode), CreatedAt: c.CreatedAt}
 }
 
 // customerRef is the customer inside a transaction; its rewards name the
@@ -73,20 +88,26 @@ type customerRef struct {
 }
 
 type transactionView struct {
-	Key            string       `json:"key"`
-	Amount         json.Number  `json:"amount"`
-	AmountUnits    string       `json:"amount_units"`
-	Action         string       `json:"action"`
-	ProductID      string       `json:"product_id"`
-	ProductType    string       `json:"product_type"`
-	Source         string       `json:"source"`
-	Verified       bool         `json:"verified"`
-	Rewardable     bool         `json:"rewardable"`
-	Status         string       `json:"status"`
-	RefundedAmount json.Number  `json:"refunded_amount"`
-	Customer       *customerRef `json:"customer"`
-	Rewards        []rewardView `json:"rewards"`
-	CreatedAt      time.Time    `json:"created_at"`
+	Key            string      `json:"key"`
+	Amount         json.Number `json:"amount"`
+	AmountUnits    string      `json:"amount_units"`
+	Action         string      `json:"action"`
+	ProductID      string      `json:"product_id"`
+	ProductType    string      `json:"product_type"`
+	Source         string      `json:"source"`
+	Verified       bool        `json:"verified"`
+	Rewardable     bool        `json:"rewardable"`
+	Status         string      `json:"status"`
+	RefundedAmount json.Number `json:"refunded_amount"`
+	// DiscountCode is the code the sale named (null: none), known to the
+	// program or not; AttributedBy how its customer's partner was decided
+	// (partner, cookie, code, metadata; null without partner, or for a
+	// sale recorded before potrack kept it).
+	DiscountCode *string      `json:"discount_code"`
+	AttributedBy *string      `json:"attributed_by"`
+	Customer     *customerRef `json:"customer"`
+	Rewards      []rewardView `json:"rewards"`
+	CreatedAt    time.Time    `json:"created_at"`
 }
 
 type rewardView struct {
@@ -102,6 +123,7 @@ func viewTransaction(t *store.Transaction) *transactionView {
 		Key: t.Key, Amount: amountJSON(t.Amount), AmountUnits: t.Amount.Currency, Action: t.Action,
 		ProductID: t.ProductID, ProductType: t.ProductType, Source: t.Source, Verified: t.Verified,
 		Rewardable: t.Rewardable, Status: t.Status,
+		DiscountCode: orNull(t.DiscountCode), AttributedBy: orNull(t.AttributedBy),
 		RefundedAmount: amountJSON(rules.Money{Minor: t.RefundedMinor, Currency: t.Amount.Currency}),
 		Rewards:        []rewardView{}, CreatedAt: t.CreatedAt,
 	}

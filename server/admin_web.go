@@ -133,6 +133,8 @@ func (s *Server) adminWebRoutes(app *fiber.App) {
 	app.Post("/admin/programs/:id/rotate", s.form(s.rotateSecretForm))
 	app.Get("/admin/programs/:id/partners", s.page(s.partnersPage))
 	app.Post("/admin/programs/:id/partners", s.form(s.createPartnerForm))
+	app.Post("/admin/programs/:id/coupons", s.form(s.createCouponForm))
+	app.Post("/admin/programs/:id/coupons/delete", s.form(s.deleteCouponForm))
 	app.Get("/admin/programs/:id/customers", s.page(s.customersPage))
 	app.Get("/admin/programs/:id/transactions", s.page(s.transactionsPage))
 	app.Get("/admin/programs/:id/refund", s.page(s.refundPage))

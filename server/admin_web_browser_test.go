@@ -173,6 +173,13 @@ func TestAdminBrowserSignInToRefund(t *testing.T) {
 	if link := text(b, "#link-0"); link != shopURL+"/?aff=alice" {
 		t.Errorf("referral link %q, want %s/?aff=alice", link, shopURL)
 	}
+	// Give her a coupon code through the row's "+ code" link and the form.
+	clickTo(b, "#partners a.add-code", `document.querySelector('#c-partner').value === 'alice'`)
+	b.Do(chromedp.SendKeys("#c-code", "ALICE10"))
+	clickTo(b, "#new-code button[type=submit]", `document.querySelector('#partners .codechip') && document.querySelector('#partners .codechip').textContent.includes('ALICE10')`)
+	if n := ts.count(`SELECT count(*) FROM coupons k JOIN partners p ON p.id = k.partner_id WHERE p.key = 'alice' AND k.code = 'ALICE10'`); n != 1 {
+		t.Fatal("the code was not stored for alice")
+	}
 	screenshot(t, b, shots, "partners.png")
 
 	// Some older sales through the REST API give the chart a month of history.
@@ -197,7 +204,7 @@ func TestAdminBrowserSignInToRefund(t *testing.T) {
 	row := `tr[data-key="T-1001"]`
 	b.WaitJS(`document.querySelector('`+row+`')`, browserWait)
 	got := text(b, row)
-	for _, want := range []string{"$25.00", "$5.00", "alice", "Browser", "Paid"} {
+	for _, want := range []string{"$25.00", "$5.00", "alice", "Browser", "Paid", "cookie"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("transaction row %q lacks %q", got, want)
 		}

@@ -43,6 +43,9 @@ var templateFuncs = template.FuncMap{
 	"join":     strings.Join,
 	"add":      func(a, b int) int { return a + b },
 	"errtext":  errorText,
+	// Coupon codes (admin_web_coupons.go).
+	"attribution": attributionText,
+	"unusedcode":  unusedCode,
 }
 
 // errorText is a refused form's message, prefixed with the part of the
@@ -76,8 +79,9 @@ func pageNumber(c *fiber.Ctx) int {
 	return n
 }
 
-// noticeParams are query flags that show a one-time notice after a form.
-var noticeParams = map[string]bool{"created": true, "refunded": true, "saved": true}
+// noticeParams are query flags that show a one-time notice after a form
+// (code_for: the partner a "+ code" link fills the add-a-code form with).
+var noticeParams = map[string]bool{"created": true, "refunded": true, "saved": true, "code_for": true}
 
 func newPager(c *fiber.Ctx, page, total, shown int) pager {
 	p := pager{Page: page, Total: total, Last: max(1, (total+webPageSize-1)/webPageSize)}

@@ -216,7 +216,8 @@ func (s *Server) rotateSecretForm(c *fiber.Ctx, sess *session) error {
 
 type partnerRow struct {
 	*store.Partner
-	Link string
+	Link  string
+	Codes []*store.Coupon
 }
 
 type partnersData struct {
@@ -227,6 +228,8 @@ type partnersData struct {
 	Email    string
 	Error    *Error
 	LinkBase string
+	Coupon   couponFormData // the add-a-code form (admin_web_coupons.go)
+	Page     int
 }
 
 func (s *Server) partnersPage(c *fiber.Ctx, sess *session) error {
@@ -234,11 +237,12 @@ func (s *Server) partnersPage(c *fiber.Ctx, sess *session) error {
 	if err != nil {
 		return err
 	}
-	d := partnersData{}
+	// "+ code" on a partner's row fills the add-a-code form with it.
+	d := partnersData{Coupon: couponFormData{Partner: strings.TrimSpace(c.Query("code_for"))}}
 	if c.Query("created") == "1" {
 		return s.renderPartners(c, sess, fiber.StatusOK, p, d, "Partner added. Send them their referral link.")
 	}
-	return s.renderPartners(c, sess, fiber.StatusOK, p, d, "")
+	return s.renderPartners(c, sess, fiber.StatusOK, p, d, couponSaved[c.Query("saved")])
 }
 
 func (s *Server) renderPartners(c *fiber.Ctx, sess *session, status int, p *store.Program, d partnersData, flash string) error {
@@ -250,8 +254,12 @@ func (s *Server) renderPartners(c *fiber.Ctx, sess *session, status int, p *stor
 	base := s.referralBase(c, p)
 	d.LinkBase = base
 	for _, pa := range list {
-		d.Partners = append(d.Partners, partnerRow{pa, referralLink(base, p, pa.Key)})
+		d.Partners = append(d.Partners, partnerRow{Partner: pa, Link: referralLink(base, p, pa.Key)})
 	}
+	if err := s.partnersWithCodes(c, p, d.Partners); err != nil {
+		return err
+	}
+	d.Page = page
 	d.Pager = newPager(c, page, total, len(list))
 	if done, err := pastTheEnd(c, d.Pager); done {
 		return err

@@ -224,7 +224,11 @@ func TestPaddleWebhookSecret(t *testing.T) {
 				t.Errorf("cached: %v", err)
 			}
 			// Saving the settings leaves it alone.
-			if err := s.Write(ctx, func(tx *Tx) error { got.Name = "Renamed"; got.PaddleWebhookSecret = "ignored"; return tx.UpdateProgram(got) }); err != nil {
+			if err := s.Write(ctx, func(tx *Tx) error {
+				got.Name = "Renamed"
+				got.PaddleWebhookSecret = "ignored"
+				return tx.UpdateProgram(got)
+			}); err != nil {
 				t.Fatal(err)
 			}
 			if got, err := s.Program(ctx, "prog"); err != nil || got.PaddleWebhookSecret != "pdl_2" {

@@ -33,19 +33,19 @@ type PartnerSales struct {
 	Rewards      rules.Money
 }
 
-// salesAndRewards is every rewarded or referred sale of a program since a
-// time, as rows that sum up: a sale row per transaction and a reward row per
-// reward. Both are dated by the transaction, so a reward is on the same day
-// as its sale.
+// salesAndRewards is every sale of a program in [?2, ?3), as rows that
+// sum up: a sale row per transaction and a reward row per reward. Both are
+// dated by the transaction, so a reward is on the same day as its sale.
+// The admin's numbers (reports.go) sum the same rows.
 const salesAndRewards = `
 	SELECT t.created_at AS at, c.partner_id AS partner_id, t.currency AS currency,
 		1 AS n, t.amount_minor - t.refunded_minor AS sales, 0 AS rewards
 	FROM transactions t LEFT JOIN customers c ON c.id = t.customer_id
-	WHERE t.program_id = ?1 AND t.created_at >= ?2
+	WHERE t.program_id = ?1 AND t.created_at >= ?2 AND t.created_at < ?3
 	UNION ALL
 	SELECT t.created_at, r.partner_id, r.currency, 0, 0, r.amount_minor - r.reversed_minor
 	FROM rewards r JOIN transactions t ON t.id = r.transaction_id
-	WHERE t.program_id = ?1 AND t.created_at >= ?2`
+	WHERE t.program_id = ?1 AND t.created_at >= ?2 AND t.created_at < ?3`
 
 const dailyTotalsSQL = `SELECT strftime('%Y-%m-%d', at, 'unixepoch'), currency, sum(n),
 	sum(sales / 1000000000), sum(sales % 1000000000), sum(rewards / 1000000000), sum(rewards % 1000000000)
@@ -56,7 +56,7 @@ const partnerSalesSQL = `SELECT p.id, p.key, p.name, x.currency, sum(x.n),
 	sum(x.sales / 1000000000), sum(x.sales % 1000000000), sum(x.rewards / 1000000000), sum(x.rewards % 1000000000)
 	FROM (` + salesAndRewards + `) x JOIN partners p ON p.id = x.partner_id
 	GROUP BY p.id, x.currency ORDER BY total(x.rewards) DESC, total(x.sales) DESC, p.key
-	LIMIT ?3`
+	LIMIT ?4`
 
 // PostgreSQL spells a day differently, and its sum() of integers is exact
 // (numeric), so it orders by that.
@@ -87,7 +87,7 @@ func (s *Store) DailyTotals(ctx context.Context, programID string, since time.Ti
 	if s.pg != nil {
 		q = dailyTotalsPG
 	}
-	rows, err := s.read.QueryContext(ctx, q, programID, unix(since))
+	rows, err := s.read.QueryContext(ctx, q, programID, unix(since), int64(math.MaxInt64))
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (s *Store) PartnerSalesSince(ctx context.Context, programID string, since t
 	if s.pg != nil {
 		q = partnerSalesPG
 	}
-	rows, err := s.read.QueryContext(ctx, q, programID, unix(since), limit)
+	rows, err := s.read.QueryContext(ctx, q, programID, unix(since), int64(math.MaxInt64), limit)
 	if err != nil {
 		return nil, err
 	}

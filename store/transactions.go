@@ -222,13 +222,17 @@ type TransactionFilter struct {
 	PartnerKey  string
 	Source      string
 	Status      string
-	Limit       int
-	Offset      int
+	// From and To bound created_at to [From, To); zero leaves that side open.
+	From, To time.Time
+	// Verified, when set, keeps only verified (true) or unverified sales.
+	Verified *bool
+	Limit    int
+	Offset   int
 }
 
-// Transactions lists a program's transactions, newest first, with the
-// number of all that match.
-func (s *Store) Transactions(ctx context.Context, f TransactionFilter) ([]*Transaction, int, error) {
+// where is the filter as SQL conditions on transactions t LEFT JOIN
+// customers c, with their arguments (? placeholders, in order).
+func (f TransactionFilter) where() (string, []any) {
 	where := []string{"t.program_id = ?"}
 	args := []any{f.ProgramID}
 	if f.Key != "" {
@@ -252,7 +256,25 @@ func (s *Store) Transactions(ctx context.Context, f TransactionFilter) ([]*Trans
 		where = append(where, "t.status = ?")
 		args = append(args, f.Status)
 	}
-	cond := " WHERE " + strings.Join(where, " AND ")
+	if !f.From.IsZero() {
+		where = append(where, "t.created_at >= ?")
+		args = append(args, unix(f.From))
+	}
+	if !f.To.IsZero() {
+		where = append(where, "t.created_at < ?")
+		args = append(args, unix(f.To))
+	}
+	if f.Verified != nil {
+		where = append(where, "t.verified = ?")
+		args = append(args, *f.Verified)
+	}
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+// Transactions lists a program's transactions, newest first, with the
+// number of all that match.
+func (s *Store) Transactions(ctx context.Context, f TransactionFilter) ([]*Transaction, int, error) {
+	cond, args := f.where()
 	var total int
 	err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM transactions t LEFT JOIN customers c ON c.id = t.customer_id`+cond, args...).Scan(&total)
 	if err != nil {

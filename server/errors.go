@@ -13,6 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/potrack/potrack/gateway"
 	"github.com/potrack/potrack/rules"
 	"github.com/potrack/potrack/store"
 	"github.com/potrack/potrack/tracking"
@@ -80,6 +81,9 @@ var (
 	// Stripe webhooks.
 	errStripeBadSignature = &Error{http.StatusBadRequest, "bad_signature",
 		"The Stripe-Signature header is missing, does not match the program's webhook secret, or is more than 5 minutes old.", ""}
+	// Paddle webhooks.
+	errPaddleBadSignature = &Error{http.StatusBadRequest, "bad_signature",
+		"The Paddle-Signature header is missing, does not match the program's Paddle webhook secret, or is more than 5 seconds old.", ""}
 
 	// The admin page.
 	errForbidden = &Error{http.StatusForbidden, "forbidden", "You may not do this.", ""}
@@ -96,12 +100,16 @@ func asError(err error) *Error {
 		e  *Error
 		fe *fiber.Error
 		ve *rules.FieldError
+		be *gateway.BadEvent
 	)
 	switch {
 	case errors.As(err, &e):
 		return e
 	case errors.As(err, &ve):
 		return invalid(ve.Field, ve.Message)
+	case errors.As(err, &be):
+		// A signed gateway payload that is not an event of the expected shape.
+		return errBadRequest.WithMessage(be.Message)
 	case errors.Is(err, tracking.ErrKeyConflict):
 		return errKeyConflict
 	case errors.Is(err, tracking.ErrCustomerNotFound):

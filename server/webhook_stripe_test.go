@@ -93,6 +93,7 @@ type stripeStep struct {
 	event   string
 	secret  string                      // "" signs with the shop's webhook secret
 	signAt  time.Time                   // zero: now
+	signAgo time.Duration               // signed this long before it is sent (negative: in the future)
 	header  *string                     // replaces the Stripe-Signature header
 	tamper  func(payload string) string // changes the payload after signing
 	program string                      // "" posts to the shop's endpoint
@@ -107,8 +108,12 @@ func (f *stripeFixture) deliver(t *testing.T, st stripeStep) *response {
 	if secret == "" {
 		secret = f.shop.WebhookSecret
 	}
+	at := st.signAt
+	if st.signAgo != 0 {
+		at = time.Now().Add(-st.signAgo)
+	}
 	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{
-		Payload: []byte(st.event), Secret: secret, Timestamp: st.signAt})
+		Payload: []byte(st.event), Secret: secret, Timestamp: at})
 	header := signed.Header
 	if st.header != nil {
 		header = *st.header

@@ -47,6 +47,9 @@ type programJSONIn struct {
 	// WebhookSecret lets a merchant paste the signing secret Stripe shows
 	// for the endpoint; it is write-only like every secret.
 	WebhookSecret *string `json:"webhook_secret"`
+	// PaddleWebhookSecret is the secret key Paddle shows for the
+	// notification destination; write-only like every secret.
+	PaddleWebhookSecret *string `json:"paddle_webhook_secret"`
 }
 
 func newProgram() *store.Program {
@@ -169,6 +172,12 @@ func (in *programJSONIn) apply(p *store.Program) error {
 		}
 		p.WebhookSecret = *in.WebhookSecret
 	}
+	if in.PaddleWebhookSecret != nil {
+		if err := checkText("paddle_webhook_secret", *in.PaddleWebhookSecret, 255, true); err != nil {
+			return err
+		}
+		p.PaddleWebhookSecret = *in.PaddleWebhookSecret
+	}
 	return nil
 }
 
@@ -202,6 +211,7 @@ type programView struct {
 	ScriptURL          string           `json:"script_url"`
 	Snippet            string           `json:"snippet"`
 	WebhookURL         string           `json:"webhook_url"`
+	PaddleWebhookURL   string           `json:"paddle_webhook_url"`
 	CreatedAt          time.Time        `json:"created_at"`
 	UpdatedAt          time.Time        `json:"updated_at"`
 	APIKey             string           `json:"api_key,omitempty"`
@@ -236,7 +246,7 @@ func (s *Server) viewProgram(c *fiber.Ctx, p *store.Program) *programView {
 		CookieDomain: p.CookieDomain, LinkDomains: linkDomains, RequireConsent: p.RequireConsent,
 		RespectDNT: p.RespectDNT, SPA: p.SPA, StripeCheckout: p.StripeCheckout,
 		ScriptURL: scriptURL, Snippet: snippet.Loader(base+"/js/universal.js", p.ID, script),
-		WebhookURL: base + "/webhooks/stripe/" + p.ID, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+		WebhookURL: base + "/webhooks/stripe/" + p.ID, PaddleWebhookURL: base + "/webhooks/paddle/" + p.ID, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
 }
 
@@ -330,6 +340,11 @@ func (s *Server) updateProgram(ctx context.Context, id string, in *programJSONIn
 		}
 		if in.WebhookSecret != nil {
 			if err := tx.SetSecret(p.ID, store.SecretWebhookSecret, p.WebhookSecret); err != nil {
+				return err
+			}
+		}
+		if in.PaddleWebhookSecret != nil {
+			if err := tx.SetSecret(p.ID, store.SecretPaddleWebhookSecret, p.PaddleWebhookSecret); err != nil {
 				return err
 			}
 		}

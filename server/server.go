@@ -147,6 +147,7 @@ func (s *Server) routes() {
 	app.Post("/collect", s.collect)
 	app.Options("/collect", s.collectPreflight)
 	app.Post("/webhooks/stripe/:program", s.stripeWebhook)
+	app.Post("/webhooks/paddle/:program", s.paddleWebhook)
 	s.adminWebRoutes(app)
 	s.demoRoutes(app)
 

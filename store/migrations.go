@@ -238,6 +238,112 @@ CREATE INDEX customers_partner_created ON customers (partner_id, created_at);
 DROP INDEX customers_partner;
 CREATE INDEX customers_program_created ON customers (program_id, created_at);
 `,
+	// 11: partners get paid (issue 15). A reward has a ledger state:
+	// pending until the program's hold_days have passed since the sale,
+	// then approved, in_payout once a payout batch holds it, paid once
+	// that batch is marked paid, or reversed when refunded in full before
+	// it was batched (status keeps ok/reversed as before). Balances are
+	// sums of ledger_entries, an append-only list of signed amounts per
+	// bucket (pending, approved, in_payout, paid, clawback): accrued,
+	// approved (a pair), reversed, batched (a pair), clawback (a refund
+	// after batching), netted (a clawback settled by a batch, a pair) and
+	// paid (a pair per batch item); see docs/payouts.md. An entry keeps its
+	// reward's id without a foreign key: a replaced unverified sale's
+	// reward row goes, its entries (which then net to zero) stay.
+	// payout_rewards' key is the reward: a reward is in one batch at most;
+	// payout_clawbacks' the clawback entry: netted once at most.
+	//
+	// Existing rewards become entries: accrued (at the reward's time), a
+	// reversal of what was reversed, and an approval of what is left when
+	// the sale is older than the default hold (30 days); state follows.
+	// Customers and clicks get fraud flags (rows stored before keep none);
+	// partners a private page whose link's token is kept as its SHA-256
+	// hash; programs hold_days, min_payout (minor units per currency, as
+	// JSON) and landing_url (where referral links point; '' for the first
+	// allowed origin).
+	`
+ALTER TABLE programs ADD COLUMN hold_days INTEGER NOT NULL DEFAULT 30;
+ALTER TABLE programs ADD COLUMN min_payout TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE programs ADD COLUMN landing_url TEXT NOT NULL DEFAULT '';
+ALTER TABLE rewards ADD COLUMN state TEXT NOT NULL DEFAULT 'pending';
+ALTER TABLE customers ADD COLUMN flags TEXT NOT NULL DEFAULT '';
+ALTER TABLE customers ADD COLUMN flags_approved_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE clicks ADD COLUMN flags TEXT NOT NULL DEFAULT '';
+CREATE INDEX rewards_pending ON rewards (transaction_id) WHERE state = 'pending';
+CREATE INDEX rewards_approved ON rewards (partner_id) WHERE state = 'approved';
+CREATE INDEX clicks_flagged ON clicks (partner_id, created_at) WHERE flags <> '';
+CREATE INDEX customers_flagged ON customers (program_id, created_at) WHERE flags <> '';
+CREATE TABLE payouts (
+	id         INTEGER PRIMARY KEY,
+	program_id TEXT NOT NULL REFERENCES programs(id),
+	status     TEXT NOT NULL,
+	reference  TEXT NOT NULL DEFAULT '',
+	created_at INTEGER NOT NULL,
+	paid_at    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX payouts_program ON payouts (program_id, id);
+CREATE TABLE payout_items (
+	id             INTEGER PRIMARY KEY,
+	payout_id      INTEGER NOT NULL REFERENCES payouts(id),
+	partner_id     INTEGER NOT NULL REFERENCES partners(id),
+	currency       TEXT NOT NULL,
+	rewards_minor  INTEGER NOT NULL,
+	clawback_minor INTEGER NOT NULL,
+	amount_minor   INTEGER NOT NULL,
+	reward_count   INTEGER NOT NULL,
+	UNIQUE (payout_id, partner_id, currency)
+);
+CREATE INDEX payout_items_partner ON payout_items (partner_id);
+CREATE TABLE ledger_entries (
+	id           INTEGER PRIMARY KEY,
+	program_id   TEXT NOT NULL REFERENCES programs(id),
+	partner_id   INTEGER NOT NULL REFERENCES partners(id),
+	currency     TEXT NOT NULL,
+	kind         TEXT NOT NULL,
+	bucket       TEXT NOT NULL,
+	amount_minor INTEGER NOT NULL,
+	reward_id    INTEGER,
+	payout_id    INTEGER REFERENCES payouts(id),
+	created_at   INTEGER NOT NULL
+);
+CREATE INDEX ledger_partner ON ledger_entries (partner_id, currency, bucket);
+CREATE INDEX ledger_reward ON ledger_entries (reward_id);
+CREATE INDEX ledger_clawbacks ON ledger_entries (program_id, partner_id) WHERE kind = 'clawback';
+CREATE UNIQUE INDEX ledger_once ON ledger_entries (reward_id, kind, bucket) WHERE kind IN ('accrued', 'approved', 'batched');
+CREATE TABLE payout_rewards (
+	reward_id    INTEGER PRIMARY KEY REFERENCES rewards(id),
+	item_id      INTEGER NOT NULL REFERENCES payout_items(id),
+	amount_minor INTEGER NOT NULL
+);
+CREATE INDEX payout_rewards_item ON payout_rewards (item_id);
+CREATE TABLE payout_clawbacks (
+	entry_id     INTEGER PRIMARY KEY REFERENCES ledger_entries(id),
+	item_id      INTEGER NOT NULL REFERENCES payout_items(id),
+	amount_minor INTEGER NOT NULL
+);
+CREATE INDEX payout_clawbacks_item ON payout_clawbacks (item_id);
+CREATE TABLE partner_pages (
+	partner_id INTEGER PRIMARY KEY REFERENCES partners(id),
+	token_hash TEXT NOT NULL UNIQUE,
+	created_at INTEGER NOT NULL,
+	revoked_at INTEGER NOT NULL DEFAULT 0
+);
+UPDATE rewards SET state = CASE
+	WHEN status = 'reversed' THEN 'reversed'
+	WHEN (SELECT t.created_at FROM transactions t WHERE t.id = rewards.transaction_id) <= CAST(strftime('%s', 'now') AS INTEGER) - 30 * 86400 THEN 'approved'
+	ELSE 'pending' END;
+INSERT INTO ledger_entries (program_id, partner_id, currency, kind, bucket, amount_minor, reward_id, created_at)
+	SELECT t.program_id, r.partner_id, r.currency, 'accrued', 'pending', r.amount_minor, r.id, r.created_at
+	FROM rewards r JOIN transactions t ON t.id = r.transaction_id ORDER BY r.id;
+INSERT INTO ledger_entries (program_id, partner_id, currency, kind, bucket, amount_minor, reward_id, created_at)
+	SELECT t.program_id, r.partner_id, r.currency, 'reversed', 'pending', -r.reversed_minor, r.id, CAST(strftime('%s', 'now') AS INTEGER)
+	FROM rewards r JOIN transactions t ON t.id = r.transaction_id WHERE r.reversed_minor <> 0 ORDER BY r.id;
+INSERT INTO ledger_entries (program_id, partner_id, currency, kind, bucket, amount_minor, reward_id, created_at)
+	SELECT t.program_id, r.partner_id, r.currency, 'approved', b.bucket, b.sign * (r.amount_minor - r.reversed_minor), r.id, CAST(strftime('%s', 'now') AS INTEGER)
+	FROM rewards r JOIN transactions t ON t.id = r.transaction_id
+	CROSS JOIN (SELECT 'pending' AS bucket, -1 AS sign UNION ALL SELECT 'approved', 1) b
+	WHERE r.state = 'approved' ORDER BY r.id, b.sign;
+`,
 }
 
 // SchemaVersion is the schema this binary writes.

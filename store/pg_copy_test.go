@@ -63,6 +63,22 @@ func fillEveryTable(t *testing.T, s *Store) {
 			VALUES ('prog', 'invalid_field', 'transactions.create', 'https://shop.example', 'pat0', 'order_x', 'data.amount', 1767225601)`); err != nil {
 			return err
 		}
+		// Migration 11: a payout batch that settled the first reward and
+		// netted a clawback, and a partner page.
+		for _, q := range []string{
+			`INSERT INTO payouts (id, program_id, status, reference, created_at, paid_at) VALUES (1, 'prog', 'paid', 'PP-1', 10, 20)`,
+			`INSERT INTO payout_items (id, payout_id, partner_id, currency, rewards_minor, clawback_minor, amount_minor, reward_count)
+				VALUES (1, 1, 1, 'USD', 400, 100, 300, 1)`,
+			`INSERT INTO payout_rewards (reward_id, item_id, amount_minor) VALUES (1, 1, 400)`,
+			`INSERT INTO ledger_entries (program_id, partner_id, currency, kind, bucket, amount_minor, reward_id, payout_id, created_at)
+				VALUES ('prog', 1, 'USD', 'clawback', 'clawback', -100, 2, NULL, 15)`,
+			`INSERT INTO payout_clawbacks (entry_id, item_id, amount_minor) VALUES ((SELECT max(id) FROM ledger_entries), 1, 100)`,
+			`INSERT INTO partner_pages (partner_id, token_hash, created_at, revoked_at) VALUES (1, 'pagehash', 10, 0)`,
+		} {
+			if _, err := tx.exec(q); err != nil {
+				return err
+			}
+		}
 		return tx.InsertCoupon(&Coupon{ProgramID: "prog", Partner: &Partner{ID: 1}, Code: "Summer-24"})
 	})
 	if err != nil {

@@ -149,6 +149,20 @@ func programFormInput(c *fiber.Ctx, section string, p *store.Program) (*programJ
 			return nil, st, err
 		}
 		in.Commission = &comm
+	case "stripe-secret", "paddle-secret":
+		// A gateway's webhook secret, pasted from its dashboard.
+		v := strings.TrimSpace(c.FormValue("secret"))
+		if section == "stripe-secret" {
+			if v == "" {
+				return nil, st, invalid("webhook_secret", "Paste the signing secret Stripe shows for the endpoint (whsec_…).")
+			}
+			in.WebhookSecret = &v
+		} else {
+			if v == "" {
+				return nil, st, invalid("paddle_webhook_secret", "Paste the secret key Paddle shows for the notification destination.")
+			}
+			in.PaddleWebhookSecret = &v
+		}
 	default:
 		return nil, st, errNotFound
 	}

@@ -138,6 +138,8 @@ var savedMessages = map[string]string{
 	"general":    "Settings saved.",
 	"script":     "Script settings saved. The install snippet changed with them: paste the new one into your pages.",
 	"commission": "Commission rules saved. They apply to sales recorded from now on.",
+	"stripe":     "Stripe webhook secret saved. Events Stripe signs with it are accepted from now on.",
+	"paddle":     "Paddle webhook secret saved. Notifications Paddle signs with it are accepted from now on.",
 }
 
 func (s *Server) programPage(c *fiber.Ctx, sess *session) error {
@@ -191,6 +193,10 @@ func savedSection(section string) string {
 		return "origins"
 	case "signature":
 		return "tracking"
+	case "stripe-secret":
+		return "stripe"
+	case "paddle-secret":
+		return "paddle"
 	}
 	return section
 }

@@ -344,6 +344,9 @@ INSERT INTO ledger_entries (program_id, partner_id, currency, kind, bucket, amou
 	CROSS JOIN (SELECT 'pending' AS bucket, -1 AS sign UNION ALL SELECT 'approved', 1) b
 	WHERE r.state = 'approved' ORDER BY r.id, b.sign;
 `,
+	// 12: webhooks out (issue 15): endpoints, the outbox's events and their
+	// deliveries; the statements are in webhooks_schema.go.
+	webhooksMigration,
 }
 
 // SchemaVersion is the schema this binary writes.

@@ -53,6 +53,11 @@ var pgTables = []pgTable{
 	{name: "payout_rewards", columns: []string{"reward_id", "item_id", "amount_minor"}},
 	{name: "payout_clawbacks", columns: []string{"entry_id", "item_id", "amount_minor"}},
 	{name: "partner_pages", columns: []string{"partner_id", "token_hash", "created_at", "revoked_at"}},
+	{name: "webhook_endpoints", columns: []string{"id", "program_id", "url", "events", "enabled", "secret", "old_secret",
+		"old_secret_until", "failing_since", "created_at", "updated_at"}, bools: map[string]bool{"enabled": true}, identity: true},
+	{name: "webhook_events", columns: []string{"id", "program_id", "type", "payload", "created_at"}},
+	{name: "webhook_deliveries", columns: []string{"id", "event_id", "endpoint_id", "status", "attempts", "next_attempt_at",
+		"leased_until", "started_at", "last_attempt_at", "last_status", "last_error", "delivered_at", "created_at"}, identity: true},
 }
 
 // TableCount is how many rows of a table a copy moved.

@@ -79,7 +79,16 @@ func fillEveryTable(t *testing.T, s *Store) {
 				return err
 			}
 		}
-		return tx.InsertCoupon(&Coupon{ProgramID: "prog", Partner: &Partner{ID: 1}, Code: "Summer-24"})
+		if err := tx.InsertCoupon(&Coupon{ProgramID: "prog", Partner: &Partner{ID: 1}, Code: "Summer-24"}); err != nil {
+			return err
+		}
+		// Migration 12: a webhook endpoint, an event and its delivery.
+		if err := tx.InsertWebhookEndpoint(&WebhookEndpoint{ProgramID: "prog", URL: "https://hooks.example/potrack",
+			Events: EventTypes, Enabled: true, Secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}); err != nil {
+			return err
+		}
+		_, err := tx.Announce("prog", EventPartnerCreated, map[string]string{"key": "pat0"})
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -301,6 +301,8 @@ INSERT INTO ledger_entries (program_id, partner_id, currency, kind, bucket, amou
 	CROSS JOIN (SELECT 'pending' AS bucket, -1 AS sign UNION ALL SELECT 'approved', 1) b
 	WHERE r.state = 'approved' ORDER BY r.id, b.sign;
 `,
+	// 12: webhooks out (webhooks_schema.go).
+	pgWebhooksMigration,
 }
 
 // pgMigrationLock is the advisory lock every migration step takes: potrack

@@ -60,6 +60,7 @@ type Store struct {
 	partners    partnerCache
 	stmts       statements
 	refusals    refusalBuffer // refusals.go
+	eventView   eventViewFunc // webhooks.go: how Announce renders an event's data
 }
 
 // dsn is the connection string for the database at path.

@@ -135,7 +135,8 @@ const (
 	maxKeyLen   = 255
 	maxNameLen  = 255
 	maxEmailLen = 254
-	maxLabelLen = 128 // product_id, discount codes
+	maxLabelLen = 128 // product_id
+	maxCodeLen  = 64  // discount codes, as the coupons API takes them
 )
 
 func invalid(field, msg string) error { return &rules.FieldError{Field: field, Message: msg} }
@@ -181,7 +182,7 @@ func Codes(list ...string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, c := range list {
-		c = label(c, maxLabelLen)
+		c = label(c, maxCodeLen)
 		if c == "" || seen[strings.ToLower(c)] {
 			continue
 		}

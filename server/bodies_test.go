@@ -44,6 +44,7 @@ func TestEncodedBodiesRefused(t *testing.T) {
 		{"POST", "/collect", []string{"Origin", "https://shop.example"}, false},
 		{"POST", "/v1/transactions", []string{"Authorization", "Bearer " + p.APIKey}, true},
 		{"POST", "/webhooks/stripe/" + p.ID, []string{"Stripe-Signature", "t=1,v1=00"}, false},
+		{"POST", "/webhooks/paddle/" + p.ID, []string{"Paddle-Signature", "ts=1;h1=00"}, false},
 		{"POST", "/admin/api/programs", []string{"Authorization", "Bearer " + testAdminToken}, false},
 		{"PATCH", "/admin/api/programs/" + p.ID, []string{"Authorization", "Bearer " + testAdminToken}, false},
 		{"POST", "/admin/login", []string{"Content-Type", "application/x-www-form-urlencoded"}, false},
@@ -90,6 +91,7 @@ func TestBodyLimitsPerRoute(t *testing.T) {
 		{"POST", "/v1/transactions", 256 << 10, []string{"Authorization", "Bearer " + p.APIKey, "Content-Type", "application/json"}, "256 KiB"},
 		{"POST", "/admin/api/programs", 256 << 10, []string{"Authorization", "Bearer " + testAdminToken}, "256 KiB"},
 		{"POST", "/webhooks/stripe/" + p.ID, 1 << 20, nil, "1024 KiB"},
+		{"POST", "/webhooks/paddle/" + p.ID, 1 << 20, nil, "1024 KiB"},
 		{"POST", "/admin/login", 64 << 10, []string{"Content-Type", "application/x-www-form-urlencoded"}, "64 KiB"},
 		// Fiber routes without case and trailing slashes; so do the limits.
 		{"POST", "/Collect", 16 << 10, nil, "16 KiB"},

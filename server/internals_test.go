@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stripe/stripe-go/v85/webhook"
 )
@@ -20,13 +21,13 @@ var internals = []string{
 
 // goName is a Go identifier of ours or Fiber's (server.Error,
 // *rules.Decimal); "the server." in a sentence is not one.
-var goName = regexp.MustCompile(`\b(server|rules|store|tracking|fiber)\.[A-Za-z]`)
+var goName = regexp.MustCompile(`\b(server|rules|store|tracking|fiber|gateway)\.[A-Za-z]`)
 
 // TestNoInternalsInAnswers sends junk to every route, in every body type,
 // and fails on any answer that shows internals or is a 5xx.
 func TestNoInternalsInAnswers(t *testing.T) {
 	ts := newTestServer(t)
-	p := ts.createProgram(`{"name":"Shop","js_tracking":true,"allowed_origins":["https://shop.example"]}`)
+	p := ts.createProgram(`{"name":"Shop","js_tracking":true,"allowed_origins":["https://shop.example"],"paddle_webhook_secret":"pdl_junk"}`)
 	web := ts.signIn()
 	junk := append([]string{
 		`{"id":"evt_1","type":"invoice.paid","created":"yesterday","data":{"object":{}}}`,
@@ -34,6 +35,11 @@ func TestNoInternalsInAnswers(t *testing.T) {
 		`{"id":"evt_1","type":"invoice.paid","data":{"object":{"amount_paid":1e99,"currency":"usd","customer":{"x":1}}}}`,
 		`{"id":"evt_1","type":"customer.created","data":{"object":{"id":"cus_1","metadata":{"partnero_partner":["a"]}}}}`,
 		`{"id":"evt_1","type":"charge.succeeded","data":null}`, `{"data":{"object":"str"}}`,
+		`{"id":"evt_1","type":"checkout.session.completed","data":{"object":{"id":"cs_1","client_reference_id":{"a":1},"discounts":[7]}}}`,
+		`{"event_type":"transaction.completed","data":{"id":"txn_1","customer_id":"ctm_1","currency_code":"USD","details":{"totals":{"grand_total":["1"]}}}}`,
+		`{"event_type":"transaction.completed","data":{"id":"txn_1","customer_id":"ctm_1","currency_code":"USD","details":{"totals":{"grand_total":"1e9"}}}}`,
+		`{"event_type":"adjustment.updated","data":{"id":"adj_1","action":"refund","status":"approved","transaction_id":"txn_1","totals":null}}`,
+		`{"event_type":"customer.created","data":{"id":"ctm_1","custom_data":"str","name":7}}`, `{"event_type":7}`,
 		`{"program":"` + p.ID + `","type":"transactions.create","data":{"key":"k","amount":"abc","customer":{"key":"c"}}}`,
 		`{"program":"` + p.ID + `","type":"transactions.create","data":{"key":"k","amount":"NaN","customer":{"key":"c"}}}`,
 		`{"program":"` + p.ID + `","type":"transactions.create","data":{"key":"k","amount":"","customer":{"key":"c"}}}`,
@@ -63,6 +69,9 @@ func TestNoInternalsInAnswers(t *testing.T) {
 		{"POST", "/webhooks/stripe/" + p.ID, func(body string) []string {
 			signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: []byte(body), Secret: p.WebhookSecret})
 			return []string{"Stripe-Signature", signed.Header}
+		}},
+		{"POST", "/webhooks/paddle/" + p.ID, func(body string) []string {
+			return []string{"Paddle-Signature", paddleSignature("pdl_junk", time.Now(), body)}
 		}},
 		{"POST", "/admin/login", func(string) []string { return nil }},
 		{"POST", "/admin/programs", func(string) []string { return []string{"Cookie", sessionCookie + "=" + web.cookie} }},

@@ -88,6 +88,9 @@ func CreatePartner(tx *store.Tx, p *store.Program, in PartnerInput) (*store.Part
 	if err := tx.InsertPartner(partner); err != nil {
 		return nil, 0, err
 	}
+	if err := announce(tx, p, store.EventPartnerCreated, partner); err != nil {
+		return nil, 0, err
+	}
 	return partner, Created, nil
 }
 
@@ -134,6 +137,9 @@ func CreateCustomer(tx *store.Tx, p *store.Program, in CustomerInput, ref store.
 	c := &store.Customer{ProgramID: p.ID, Key: in.Key, Name: in.Name, Email: in.Email, Partner: partner,
 		AttributedBy: a.by, DiscountCode: a.code}
 	if err := tx.InsertCustomer(c); err != nil {
+		return nil, 0, err
+	}
+	if err := announce(tx, p, store.EventCustomerCreated, c); err != nil {
 		return nil, 0, err
 	}
 	if partner != nil {
@@ -401,6 +407,9 @@ func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode
 		return nil, 0, err
 	}
 	created, err := tx.ClaimTransaction(tr)
+	if err == nil && created {
+		err = announce(tx, p, store.EventTransactionCreated, tr)
+	}
 	if err != nil || created {
 		return tr, Created, err
 	}
@@ -420,6 +429,10 @@ func RecordTransaction(tx *store.Tx, p *store.Program, in TransactionInput, mode
 	if created, err = tx.ClaimTransaction(tr); err == nil && !created {
 		err = fmt.Errorf("transaction %q: its key is still taken after the row holding it was removed", in.Key)
 	}
+	if err == nil {
+		// The verified report is a new sale in the unverified one's place.
+		err = announce(tx, p, store.EventTransactionCreated, tr)
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -435,7 +448,10 @@ func claimCustomer(tx *store.Tx, p *store.Program, in TransactionInput, mode Mod
 		(outcome == rules.CreateUnattributed && !mode.RequirePartner && in.Partner.IsZero()) {
 		c = &store.Customer{ProgramID: p.ID, Key: in.Customer.Key, Name: in.Customer.Name,
 			Email: in.Customer.Email, Partner: a.partner, AttributedBy: a.by, DiscountCode: a.code}
-		if created, err = tx.ClaimCustomer(c); err != nil || created {
+		if created, err = tx.ClaimCustomer(c); err == nil && created {
+			err = announce(tx, p, store.EventCustomerCreated, c)
+		}
+		if err != nil || created {
 			return c, created, err
 		}
 	}
@@ -572,6 +588,9 @@ func Refund(tx *store.Tx, p *store.Program, key string, refundedTotal int64) (*s
 		}
 	}
 	if err := tx.SaveRefund(tr); err != nil {
+		return nil, err
+	}
+	if err := announce(tx, p, store.EventTransactionRefunded, tr); err != nil {
 		return nil, err
 	}
 	return tr, nil

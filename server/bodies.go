@@ -87,7 +87,12 @@ func (s *Server) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig
 		// 415 goes out at once.
 		limit = 1
 	}
-	return fasthttp.RequestConfig{ReadTimeout: s.cfg.BodyTimeout, MaxRequestBodySize: limit}
+	cfg := fasthttp.RequestConfig{ReadTimeout: s.cfg.BodyTimeout, MaxRequestBodySize: limit}
+	if isExportPath(path) {
+		// A CSV export streams for as long as its rows take (export.go).
+		cfg.WriteTimeout = exportWriteTimeout
+	}
+	return cfg
 }
 
 // guardBody runs before every handler: it refuses encoded and oversized

@@ -99,13 +99,16 @@ func answerFor(res tracking.Result) (int, collectAnswer) {
 func (s *Server) collect(c *fiber.Ctx) error {
 	// The answer depends on Origin whichever way it goes.
 	c.Vary(fiber.HeaderOrigin)
-	typ, status, answer, err := s.collectCall(c)
+	var trace collectTrace
+	typ, status, answer, err := s.collectCall(c, &trace)
 	outcome := answer.Status
 	if err != nil {
 		outcome = asError(err).Code
 	}
 	s.metrics.collected.WithLabelValues(typ, outcome).Inc()
 	if err != nil {
+		// Counted for the merchant when it names a program (refusals.go).
+		s.noteRefusal(c, &trace, err)
 		// An error reveals nothing a page may not know, and a script that
 		// cannot read it takes it for a network failure and retries a call
 		// that can never succeed. So every error answer is readable.
@@ -119,7 +122,9 @@ func (s *Server) collect(c *fiber.Ctx) error {
 
 // collectCall runs the checks in SPEC.md's order and records the call. typ
 // is the call type for metrics ("unknown" until the body is understood).
-func (s *Server) collectCall(c *fiber.Ctx) (typ string, status int, answer collectAnswer, err error) {
+// trace keeps what a refusal is noted with: the call and its program, as
+// far as they were read.
+func (s *Server) collectCall(c *fiber.Ctx, trace *collectTrace) (typ string, status int, answer collectAnswer, err error) {
 	typ = "unknown"
 	// The body's encoding and size were checked before it was read
 	// (guardBody).
@@ -133,6 +138,7 @@ func (s *Server) collectCall(c *fiber.Ctx) (typ string, status int, answer colle
 	}
 
 	call, err := decodeCollect(c)
+	trace.call = call
 	if err != nil {
 		return typ, 0, answer, err
 	}
@@ -145,6 +151,7 @@ func (s *Server) collectCall(c *fiber.Ctx) (typ string, status int, answer colle
 	if err != nil {
 		return typ, 0, answer, err
 	}
+	trace.program = p
 
 	origin := c.Get(fiber.HeaderOrigin)
 	if origin == "" {
@@ -185,7 +192,8 @@ func (s *Server) collectProgram(c *fiber.Ctx, id string) (*store.Program, error)
 }
 
 // decodeCollect checks the shape of the body, including the data of its
-// type, without looking anything up.
+// type, without looking anything up. A call refused after its envelope was
+// read comes back with the error, for the refusal's note.
 func decodeCollect(c *fiber.Ctx) (*collectCall, error) {
 	var call collectCall
 	if err := decodeJSON(c, &call.collectJSONIn); err != nil {
@@ -194,10 +202,10 @@ func decodeCollect(c *fiber.Ctx) (*collectCall, error) {
 	switch call.Type {
 	case typeClick, typeSignup, typeTransaction:
 	default:
-		return nil, errBadRequest.WithMessage("type must be clicks.create, customers.signup or transactions.create.").WithField("type")
+		return &call, errBadRequest.WithMessage("type must be clicks.create, customers.signup or transactions.create.").WithField("type")
 	}
 	if call.Program == "" {
-		return nil, errBadRequest.WithMessage("program is required: the id from the install snippet.").WithField("program")
+		return &call, errBadRequest.WithMessage("program is required: the id from the install snippet.").WithField("program")
 	}
 	var data any
 	switch call.Type {
@@ -208,7 +216,7 @@ func decodeCollect(c *fiber.Ctx) (*collectCall, error) {
 	}
 	if data != nil && len(call.Data) > 0 && string(call.Data) != "null" {
 		if err := json.Unmarshal(call.Data, data); err != nil {
-			return nil, jsonProblem(err, "data")
+			return &call, jsonProblem(err, "data")
 		}
 	}
 	return &call, nil

@@ -143,11 +143,13 @@ func (s *Server) routes() {
 	adm.Post("/programs/:id/coupons", s.adminCreateCoupon)
 	adm.Get("/programs/:id/coupons/:code", s.adminGetCoupon)
 	adm.Delete("/programs/:id/coupons/:code", s.adminDeleteCoupon)
+	s.reportAPIRoutes(adm) // numbers, refusals, exports (reports.go)
 
 	app.Post("/collect", s.collect)
 	app.Options("/collect", s.collectPreflight)
 	app.Post("/webhooks/stripe/:program", s.stripeWebhook)
 	app.Post("/webhooks/paddle/:program", s.paddleWebhook)
+	s.reportPageRoutes(app) // before the admin page's catch-all
 	s.adminWebRoutes(app)
 	s.demoRoutes(app)
 

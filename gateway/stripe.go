@@ -515,6 +515,9 @@ func stripeCheckoutSession(ev *Event, object json.RawMessage) error {
 	case s.Invoice != "":
 		ev.Ignored = "The session's invoice " + string(s.Invoice) + " has no Stripe customer, so no partner can be credited."
 		return nil
+	case s.PaymentStatus == "no_payment_required":
+		ev.Ignored = "Nothing was paid in this session."
+		return nil
 	case s.PaymentStatus != "paid":
 		ev.Ignored = "The payment is not complete yet (payment_status " + s.PaymentStatus +
 			"); checkout.session.async_payment_succeeded reports it when it is."

@@ -98,6 +98,8 @@ func TestParseStripe(t *testing.T) {
 				Amount: usd(2500), Payment: "pi_1", PartnerKey: "bob", Guest: true, LinkPayment: true}}}},
 		{"an unpaid guest session waits for async_payment_succeeded", "checkout.session.completed", with(guest, "payment_status", "unpaid"),
 			Event{Ignored: "The payment is not complete yet (payment_status unpaid); checkout.session.async_payment_succeeded reports it when it is."}},
+		{"a guest session with nothing to pay", "checkout.session.completed", with(guest, "payment_status", "no_payment_required"),
+			Event{Ignored: "Nothing was paid in this session."}},
 		{"async_payment_succeeded of a guest session is the sale", "checkout.session.async_payment_succeeded", guest,
 			Event{Sales: []Sale{{Key: "pi_1", CustomerKey: "cs_1", CustomerName: "Casey", CustomerEmail: "casey@example.com",
 				Amount: usd(2500), Payment: "pi_1", PartnerKey: "bob", Guest: true, LinkPayment: true}}}},

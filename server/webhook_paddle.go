@@ -22,8 +22,9 @@ import (
 // applyGatewayEvent records it, as for Stripe; the answers are the same.
 
 // paddleTolerance is how far the signature's timestamp may be from now:
-// the 5 seconds Paddle's own SDKs allow by default (Paddle signs each
-// delivery attempt when it sends it), so the server's clock must be right.
+// the 5 seconds Paddle's own SDKs allow by default (which implies Paddle
+// signs each delivery attempt when it sends it), so the server's clock
+// must be right. Replays inside it are harmless: every event applies once.
 const paddleTolerance = 5 * time.Second
 
 func (s *Server) paddleWebhook(c *fiber.Ctx) error {

@@ -975,8 +975,11 @@ func TestCollectClickOffOrigin(t *testing.T) {
 
 // TestNewSaleCostsThreeStatements: a browser sale of a new customer
 // referred by a known partner claims the customer, claims the key and
-// inserts the reward; one more read per batch asks whether gateway sales
-// wait for new customers. Read from potrack_store_statements_total.
+// inserts the reward; the reward's first ledger entry (accrued) and a look
+// for the partner's recent paid-ad clicks (the cookie attributed a new
+// customer: fraud flags) add two; one more read per batch asks whether
+// gateway sales wait for new customers. Read from
+// potrack_store_statements_total.
 func TestNewSaleCostsThreeStatements(t *testing.T) {
 	f := newCollectFixture(t)
 	statements := func() int {
@@ -1005,8 +1008,8 @@ func TestNewSaleCostsThreeStatements(t *testing.T) {
 	sale("warm") // programs and partners come from memory from now on
 	before := statements()
 	sale("order_1")
-	if n := statements() - before; n != 4 {
-		t.Fatalf("a new sale ran %d statements, want 4 (3 + the per-batch read)", n)
+	if n := statements() - before; n != 6 {
+		t.Fatalf("a new sale ran %d statements, want 6 (3 + the ledger entry + the paid-ad look + the per-batch read)", n)
 	}
 	if n := f.ts.count(`SELECT count(*) FROM rewards r JOIN transactions t ON t.id = r.transaction_id WHERE t.key = 'order_1'`); n != 1 {
 		t.Fatalf("%d rewards stored for the sale", n)

@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
+
+	"github.com/potrack/potrack/rules"
 )
 
 // Clicks are the most frequent write and the simplest: one row, one
@@ -18,7 +19,9 @@ import (
 // maxClickBatch bounds the clicks one commit carries.
 const maxClickBatch = 1024
 
-// Click is one referral landing. No client IP is stored.
+// Click is one referral landing. No client IP is stored. Its fraud flags
+// are the paid-ad markers its URL carries (rules.ClickFlags), found as it
+// is stored.
 type Click struct {
 	ProgramID string
 	PartnerID int64
@@ -38,7 +41,7 @@ func (s *Store) RecordClick(ctx context.Context, c Click) error {
 		defer cancel()
 		// One statement is its own transaction, committed durably.
 		_, err = s.read.ExecContext(ctx, insertClickSQL, c.ProgramID, c.PartnerID, c.URL, c.Referrer,
-			unix(time.Now().UTC().Truncate(time.Second)))
+			unix(s.Now()), rules.ClickFlags(c.URL))
 		s.statements.Add(1)
 		s.noteCommit(storageErr(err))
 		if isConnError(err) || errors.Is(err, context.DeadlineExceeded) {
@@ -49,10 +52,10 @@ func (s *Store) RecordClick(ctx context.Context, c Click) error {
 	return s.submit(s.clicks, &writeReq{ctx: ctx, click: &c, done: make(chan error, 1)})
 }
 
-const insertClickSQL = `INSERT INTO clicks (program_id, partner_id, url, referrer, created_at) VALUES (?, ?, ?, ?, ?)`
+const insertClickSQL = `INSERT INTO clicks (program_id, partner_id, url, referrer, created_at, flags) VALUES (?, ?, ?, ?, ?, ?)`
 
 func (t *Tx) insertClick(ctx context.Context, c *Click) error {
-	t.ctx, t.now = ctx, time.Now().UTC().Truncate(time.Second)
-	_, err := t.exec(insertClickSQL, c.ProgramID, c.PartnerID, c.URL, c.Referrer, unix(t.now))
+	t.ctx, t.now = ctx, t.s.Now()
+	_, err := t.exec(insertClickSQL, c.ProgramID, c.PartnerID, c.URL, c.Referrer, unix(t.now), rules.ClickFlags(c.URL))
 	return err
 }

@@ -23,11 +23,21 @@ type Customer struct {
 	// whose partner it took, when AttributedBy is AttributedCode.
 	AttributedBy string
 	DiscountCode string
-	CreatedAt    time.Time
+	// Flags are the customer's fraud flags (rules.Flag…, comma-separated;
+	// "" for none), decided when it is created; its rewards stay pending
+	// until the merchant approves them (FlagsApprovedAt, zero until then).
+	Flags           string
+	FlagsApprovedAt time.Time
+	CreatedAt       time.Time
 }
 
+// HeldByFlags reports whether the customer's rewards are held: flagged,
+// and not approved.
+func (c *Customer) HeldByFlags() bool { return c.Flags != "" && c.FlagsApprovedAt.IsZero() }
+
 const customerSelect = `SELECT c.id, c.program_id, c.key, c.name, c.email, c.created_at,
-	c.attributed_by, c.discount_code, p.id, p.program_id, p.key, p.email, p.name, p.created_at
+	c.attributed_by, c.discount_code, p.id, p.program_id, p.key, p.email, p.name, p.created_at,
+	c.flags, c.flags_approved_at
 	FROM customers c LEFT JOIN partners p ON p.id = c.partner_id`
 
 // InsertCustomer stores a new customer; ErrExists when the key is taken.
@@ -49,9 +59,9 @@ func (t *Tx) ClaimCustomer(c *Customer) (created bool, err error) {
 		partnerID = sql.NullInt64{Int64: c.Partner.ID, Valid: true}
 	}
 	wasDirty := t.dirty
-	c.ID, created, err = t.insert(`INSERT INTO customers (program_id, key, name, email, partner_id, attributed_by, discount_code, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (program_id, key) DO NOTHING`,
-		c.ProgramID, c.Key, c.Name, c.Email, partnerID, c.AttributedBy, c.DiscountCode, unix(c.CreatedAt))
+	c.ID, created, err = t.insert(`INSERT INTO customers (program_id, key, name, email, partner_id, attributed_by, discount_code, created_at, flags)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (program_id, key) DO NOTHING`,
+		c.ProgramID, c.Key, c.Name, c.Email, partnerID, c.AttributedBy, c.DiscountCode, unix(c.CreatedAt), c.Flags)
 	t.claimed(created, err, wasDirty)
 	return created, err
 }
@@ -115,9 +125,11 @@ func scanCustomer(row scanner) (*Customer, error) {
 		pID, pCreated      sql.NullInt64
 		pProg, pKey, pMail sql.NullString
 		pName              sql.NullString
+		approved           int64
 	)
 	err := row.Scan(&c.ID, &c.ProgramID, &c.Key, &c.Name, &c.Email, &created,
-		&c.AttributedBy, &c.DiscountCode, &pID, &pProg, &pKey, &pMail, &pName, &pCreated)
+		&c.AttributedBy, &c.DiscountCode, &pID, &pProg, &pKey, &pMail, &pName, &pCreated,
+		&c.Flags, &approved)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -125,6 +137,9 @@ func scanCustomer(row scanner) (*Customer, error) {
 		return nil, err
 	}
 	c.CreatedAt = fromUnix(created)
+	if approved != 0 {
+		c.FlagsApprovedAt = fromUnix(approved)
+	}
 	if pID.Valid {
 		c.Partner = &Partner{ID: pID.Int64, ProgramID: pProg.String, Key: pKey.String,
 			Email: pMail.String, Name: pName.String, CreatedAt: fromUnix(pCreated.Int64)}

@@ -41,8 +41,15 @@ type Program struct {
 	// PaddleWebhookSecret verifies Paddle-Signature; like WebhookSecret
 	// (Stripe's), readable but never shown after it is set.
 	PaddleWebhookSecret string
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+	// Payouts (docs/payouts.md): a reward is pending for HoldDays after
+	// its sale; a batch pays a partner at least MinPayout[currency] minor
+	// units (absent: any positive amount); partner pages' referral links
+	// point at LandingURL ("" for the first exact allowed origin).
+	HoldDays   int
+	MinPayout  map[string]int64
+	LandingURL string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // Secret names a program secret that can be rotated.
@@ -59,18 +66,19 @@ const (
 const programColumns = `id, name, currency, js_tracking, allowed_origins, cookie_days,
 	referral_params, attribution, js_require_signature, commission, signing_secret,
 	webhook_secret, created_at, updated_at, cookie_domain, link_domains, require_consent,
-	respect_dnt, spa, paddle_webhook_secret, stripe_checkout`
+	respect_dnt, spa, paddle_webhook_secret, stripe_checkout, hold_days, min_payout, landing_url`
 
 const insertProgramSQL = `INSERT INTO programs (id, name, currency, js_tracking, allowed_origins,
 	cookie_days, referral_params, attribution, js_require_signature, commission, api_key_hash,
 	signing_secret, webhook_secret, created_at, updated_at, cookie_domain, link_domains,
-	require_consent, respect_dnt, spa, paddle_webhook_secret, stripe_checkout)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	require_consent, respect_dnt, spa, paddle_webhook_secret, stripe_checkout, hold_days, min_payout, landing_url)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 const updateProgramSQL = `UPDATE programs SET name = ?, currency = ?, js_tracking = ?,
 	allowed_origins = ?, cookie_days = ?, referral_params = ?, attribution = ?,
 	js_require_signature = ?, commission = ?, cookie_domain = ?, link_domains = ?,
-	require_consent = ?, respect_dnt = ?, spa = ?, stripe_checkout = ?, updated_at = ? WHERE id = ?`
+	require_consent = ?, respect_dnt = ?, spa = ?, stripe_checkout = ?, hold_days = ?, min_payout = ?,
+	landing_url = ?, updated_at = ? WHERE id = ?`
 
 // InsertProgram stores a new program; apiKeyHash is the hash of its API key.
 func (t *Tx) InsertProgram(p *Program, apiKeyHash string) error {
@@ -83,7 +91,8 @@ func (t *Tx) InsertProgram(p *Program, apiKeyHash string) error {
 	_, err = t.exec(insertProgramSQL, p.ID, p.Name, p.Currency, p.JSTracking, j.origins,
 		p.CookieDays, j.params, p.Attribution, p.JSRequireSignature, j.commission, apiKeyHash,
 		p.SigningSecret, p.WebhookSecret, unix(p.CreatedAt), unix(p.UpdatedAt),
-		p.CookieDomain, j.linkDomains, p.RequireConsent, p.RespectDNT, p.SPA, p.PaddleWebhookSecret, p.StripeCheckout)
+		p.CookieDomain, j.linkDomains, p.RequireConsent, p.RespectDNT, p.SPA, p.PaddleWebhookSecret, p.StripeCheckout,
+		p.HoldDays, j.minPayout, p.LandingURL)
 	return err
 }
 
@@ -98,7 +107,7 @@ func (t *Tx) UpdateProgram(p *Program) error {
 	res, err := t.exec(updateProgramSQL, p.Name, p.Currency, p.JSTracking, j.origins,
 		p.CookieDays, j.params, p.Attribution, p.JSRequireSignature, j.commission,
 		p.CookieDomain, j.linkDomains, p.RequireConsent, p.RespectDNT, p.SPA, p.StripeCheckout,
-		unix(p.UpdatedAt), p.ID)
+		p.HoldDays, j.minPayout, p.LandingURL, unix(p.UpdatedAt), p.ID)
 	if err != nil {
 		return err
 	}
@@ -185,12 +194,14 @@ func scanProgram(row scanner) (*Program, error) {
 	var (
 		p                                  Program
 		origins, params, comm, linkDomains string
+		minPayout                          string
 		created, updated                   int64
 	)
 	err := row.Scan(&p.ID, &p.Name, &p.Currency, &p.JSTracking, &origins, &p.CookieDays,
 		&params, &p.Attribution, &p.JSRequireSignature, &comm, &p.SigningSecret,
 		&p.WebhookSecret, &created, &updated, &p.CookieDomain, &linkDomains,
-		&p.RequireConsent, &p.RespectDNT, &p.SPA, &p.PaddleWebhookSecret, &p.StripeCheckout)
+		&p.RequireConsent, &p.RespectDNT, &p.SPA, &p.PaddleWebhookSecret, &p.StripeCheckout,
+		&p.HoldDays, &minPayout, &p.LandingURL)
 	if err != nil {
 		return nil, err
 	}
@@ -209,12 +220,18 @@ func scanProgram(row scanner) (*Program, error) {
 	if p.LinkDomains == nil {
 		p.LinkDomains = []string{}
 	}
+	if err := json.Unmarshal([]byte(minPayout), &p.MinPayout); err != nil {
+		return nil, fmt.Errorf("program %s min_payout: %w", p.ID, err)
+	}
+	if p.MinPayout == nil {
+		p.MinPayout = map[string]int64{}
+	}
 	p.CreatedAt, p.UpdatedAt = fromUnix(created), fromUnix(updated)
 	return &p, nil
 }
 
 // programJSONText is a program's list and object columns as stored.
-type programJSONText struct{ origins, params, commission, linkDomains string }
+type programJSONText struct{ origins, params, commission, linkDomains, minPayout string }
 
 func programJSON(p *Program) (programJSONText, error) {
 	if p.AllowedOrigins == nil {
@@ -223,11 +240,15 @@ func programJSON(p *Program) (programJSONText, error) {
 	if p.LinkDomains == nil {
 		p.LinkDomains = []string{}
 	}
+	if p.MinPayout == nil {
+		p.MinPayout = map[string]int64{}
+	}
 	var out programJSONText
 	for _, f := range []struct {
 		dst *string
 		v   any
-	}{{&out.origins, p.AllowedOrigins}, {&out.params, p.ReferralParams}, {&out.commission, p.Commission}, {&out.linkDomains, p.LinkDomains}} {
+	}{{&out.origins, p.AllowedOrigins}, {&out.params, p.ReferralParams}, {&out.commission, p.Commission}, {&out.linkDomains, p.LinkDomains},
+		{&out.minPayout, p.MinPayout}} {
 		b, err := json.Marshal(f.v)
 		if err != nil {
 			return programJSONText{}, err

@@ -60,6 +60,7 @@ type Store struct {
 	partners    partnerCache
 	stmts       statements
 	refusals    refusalBuffer // refusals.go
+	clockSkew   atomic.Int64  // clock.go: what tests add to the clock, in seconds
 	eventView   eventViewFunc // webhooks.go: how Announce renders an event's data
 }
 
@@ -546,7 +547,7 @@ var errUndoFailed = errors.New("a failed write could not be undone")
 
 func (t *Tx) run(ctx context.Context, fn func(*Tx) error) (err error) {
 	t.ctx = ctx
-	t.now = time.Now().UTC().Truncate(time.Second) // rows store whole seconds
+	t.now = t.s.Now() // rows store whole seconds
 	t.dirty = false
 	if !t.careful {
 		defer func() {

@@ -64,6 +64,18 @@ type Reward struct {
 	ReversedMinor int64
 	Status        string
 	CreatedAt     time.Time
+	// The ledger (ledger.go): Stored is the reward's ledger state as
+	// stored (rules.State…), State the state it is shown in (a pending
+	// reward past its hold and not held is approved before the approval
+	// job moves it). Held: its customer carries a fraud flag the merchant
+	// has not approved, so it stays pending. DueAt is when its hold ends.
+	Stored string
+	State  string
+	Held   bool
+	DueAt  time.Time
+	// reversedBefore is ReversedMinor as read, so a refund knows what it
+	// adds (SaveRefund).
+	reversedBefore int64
 }
 
 // Net is the reward left after reversals.
@@ -74,12 +86,15 @@ func (r *Reward) Net() rules.Money {
 const transactionSelect = `SELECT t.id, t.program_id, t.key, t.amount_minor, t.currency, t.action,
 	t.product_id, t.product_type, t.source, t.verified, t.rewardable, t.status, t.refunded_minor,
 	t.created_at, t.attributed_by, t.discount_code, c.id, c.key, c.name, c.email, c.created_at,
-	c.attributed_by, c.discount_code
+	c.attributed_by, c.discount_code, c.flags, c.flags_approved_at
 	FROM transactions t LEFT JOIN customers c ON c.id = t.customer_id`
 
 const rewardSelect = `SELECT r.id, r.transaction_id, r.amount_minor, r.reversed_minor, r.currency, r.status,
-	r.created_at, p.id, p.program_id, p.key, p.email, p.name, p.created_at
-	FROM rewards r JOIN partners p ON p.id = r.partner_id`
+	r.created_at, p.id, p.program_id, p.key, p.email, p.name, p.created_at,
+	r.state, CASE WHEN ` + notHeld + ` THEN 0 ELSE 1 END, rt.created_at + pr.hold_days * 86400
+	FROM rewards r JOIN partners p ON p.id = r.partner_id
+	JOIN transactions rt ON rt.id = r.transaction_id JOIN programs pr ON pr.id = rt.program_id
+	LEFT JOIN customers c ON c.id = rt.customer_id`
 
 // InsertTransaction stores a transaction and its rewards. CreatedAt, when
 // zero, is the write's time. ErrExists when the key is taken.
@@ -122,18 +137,47 @@ func (t *Tx) ClaimTransaction(tr *Transaction) (created bool, err error) {
 		if r.Status == "" {
 			r.Status = RewardOK
 		}
-		id, _, err := t.insert(`INSERT INTO rewards (transaction_id, partner_id, amount_minor, reversed_minor,
-			currency, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		r.Stored, r.State = StatePending, StatePending
+		id, _, err := t.insert(t.insertRewardSQL(),
 			tr.ID, r.Partner.ID, r.Amount.Minor, r.ReversedMinor, r.Amount.Currency, r.Status, unix(r.CreatedAt))
 		if err != nil {
 			return false, err
 		}
 		r.ID = id
+		// The ledger's first entry: the reward accrues, pending.
+		if err := t.AddLedgerEntry(&LedgerEntry{ProgramID: tr.ProgramID, PartnerID: r.Partner.ID, Currency: r.Amount.Currency,
+			Kind: rules.EntryAccrued, Bucket: rules.BucketPending, Minor: r.Amount.Minor - r.ReversedMinor, RewardID: id}); err != nil {
+			return false, err
+		}
 	}
 	return true, nil
 }
 
-// SaveRefund writes a transaction's refund state and its rewards' reversals.
+const insertRewardSQL = `INSERT INTO rewards (transaction_id, partner_id, amount_minor, reversed_minor,
+	currency, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
+
+// insertRewardSQLite names the new reward's id: past every id a reward
+// has had. SQLite gives a new row the largest id in the table plus one,
+// so a reward inserted after the newest one was removed (a replaced
+// browser sale, DeleteTransaction) would take its id, and with it the
+// removed reward's ledger entries, which stay. Both maxima are read off
+// an index's end.
+const insertRewardSQLite = `INSERT INTO rewards (id, transaction_id, partner_id, amount_minor, reversed_minor,
+	currency, status, created_at) VALUES ((SELECT max(m) + 1 FROM (SELECT coalesce(max(id), 0) AS m FROM rewards
+	UNION ALL SELECT coalesce(max(reward_id), 0) FROM ledger_entries) x), ?, ?, ?, ?, ?, ?, ?)`
+
+// insertRewardSQL is the engine's reward INSERT: PostgreSQL's identity
+// never gives an id twice.
+func (t *Tx) insertRewardSQL() string {
+	if t.s.pg != nil {
+		return insertRewardSQL
+	}
+	return insertRewardSQLite
+}
+
+// SaveRefund writes a transaction's refund state and its rewards'
+// reversals and ledger states (Stored). The ledger entries of the
+// reversals are the caller's (tracking.Refund decides them).
 func (t *Tx) SaveRefund(tr *Transaction) error {
 	res, err := t.exec(`UPDATE transactions SET status = ?, refunded_minor = ? WHERE id = ?`,
 		tr.Status, tr.RefundedMinor, tr.ID)
@@ -144,13 +188,18 @@ func (t *Tx) SaveRefund(tr *Transaction) error {
 		return err
 	}
 	for _, r := range tr.Rewards {
-		if _, err := t.exec(`UPDATE rewards SET reversed_minor = ?, status = ? WHERE id = ?`,
-			r.ReversedMinor, r.Status, r.ID); err != nil {
+		if _, err := t.exec(`UPDATE rewards SET reversed_minor = ?, status = ?, state = ? WHERE id = ?`,
+			r.ReversedMinor, r.Status, r.Stored, r.ID); err != nil {
 			return err
 		}
+		r.reversedBefore = r.ReversedMinor
 	}
 	return nil
 }
+
+// ReversedNow is what a refund being decided adds to the reward's
+// reversal: ReversedMinor less what was reversed when it was read.
+func (r *Reward) ReversedNow() int64 { return r.ReversedMinor - r.reversedBefore }
 
 // MarkVerified records that a trusted source confirmed a transaction.
 func (t *Tx) MarkVerified(id int64) error {
@@ -162,8 +211,24 @@ func (t *Tx) MarkVerified(id int64) error {
 }
 
 // DeleteTransaction removes a transaction and its rewards, for a verified
-// report that replaces an unverified one with the same key.
+// report that replaces an unverified one with the same key. The rewards'
+// ledger entries stay (the ledger is append-only) and are evened out by a
+// reversal of what each reward still holds; a reward in a payout batch is
+// never removed (ErrRewardBatched, and nothing changes).
 func (t *Tx) DeleteTransaction(id int64) error {
+	var batched int
+	if err := t.queryRow(`SELECT count(*) FROM rewards WHERE transaction_id = ? AND state IN ('in_payout', 'paid')`, id).Scan(&batched); err != nil {
+		return err
+	}
+	if batched > 0 {
+		return ErrRewardBatched
+	}
+	if _, err := t.exec(`INSERT INTO ledger_entries (program_id, partner_id, currency, kind, bucket, amount_minor, reward_id, created_at)
+		SELECT e.program_id, e.partner_id, e.currency, 'reversed', e.bucket, -sum(e.amount_minor), e.reward_id, ?
+		FROM ledger_entries e JOIN rewards r ON r.id = e.reward_id WHERE r.transaction_id = ?
+		GROUP BY e.program_id, e.partner_id, e.currency, e.bucket, e.reward_id HAVING sum(e.amount_minor) <> 0`, unix(t.now), id); err != nil {
+		return err
+	}
 	if _, err := t.exec(`DELETE FROM rewards WHERE transaction_id = ?`, id); err != nil {
 		return err
 	}
@@ -183,7 +248,7 @@ func (t *Tx) CountCustomerTransactions(customerID int64) (int, error) {
 
 // Transaction finds a transaction of a program by key, with its rewards.
 func (s *Store) Transaction(ctx context.Context, programID, key string) (*Transaction, error) {
-	return transactionByKey(ctx, s.read, programID, key)
+	return transactionByKey(ctx, s.read, programID, key, s.Now())
 }
 
 // Transaction finds a transaction by key inside the write. Most keys a
@@ -200,15 +265,15 @@ func (t *Tx) Transaction(programID, key string) (*Transaction, error) {
 		return nil, err
 	}
 	ctx, q := t.q()
-	return transactionByKey(ctx, q, programID, key)
+	return transactionByKey(ctx, q, programID, key, t.now)
 }
 
-func transactionByKey(ctx context.Context, q querier, programID, key string) (*Transaction, error) {
+func transactionByKey(ctx context.Context, q querier, programID, key string, now time.Time) (*Transaction, error) {
 	tr, err := scanTransaction(q.QueryRowContext(ctx, transactionSelect+` WHERE t.program_id = ? AND t.key = ?`, programID, key))
 	if err != nil {
 		return nil, err
 	}
-	if err := loadRewards(ctx, q, []*Transaction{tr}); err != nil {
+	if err := loadRewards(ctx, q, []*Transaction{tr}, now); err != nil {
 		return nil, err
 	}
 	return tr, nil
@@ -297,7 +362,7 @@ func (s *Store) Transactions(ctx context.Context, f TransactionFilter) ([]*Trans
 	if err := rows.Err(); err != nil {
 		return nil, 0, err
 	}
-	if err := loadRewards(ctx, s.read, out); err != nil {
+	if err := loadRewards(ctx, s.read, out, s.Now()); err != nil {
 		return nil, 0, err
 	}
 	return out, total, nil
@@ -309,12 +374,13 @@ func scanTransaction(row scanner) (*Transaction, error) {
 		created            int64
 		cID, cCreated      sql.NullInt64
 		cKey, cName, cMail sql.NullString
-		cBy, cCode         sql.NullString
+		cBy, cCode, cFlags sql.NullString
+		cApproved          sql.NullInt64
 	)
 	err := row.Scan(&tr.ID, &tr.ProgramID, &tr.Key, &tr.Amount.Minor, &tr.Amount.Currency, &tr.Action,
 		&tr.ProductID, &tr.ProductType, &tr.Source, &tr.Verified, &tr.Rewardable, &tr.Status,
 		&tr.RefundedMinor, &created, &tr.AttributedBy, &tr.DiscountCode, &cID, &cKey, &cName, &cMail, &cCreated,
-		&cBy, &cCode)
+		&cBy, &cCode, &cFlags, &cApproved)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -325,13 +391,16 @@ func scanTransaction(row scanner) (*Transaction, error) {
 	if cID.Valid {
 		tr.Customer = &Customer{ID: cID.Int64, ProgramID: tr.ProgramID, Key: cKey.String,
 			Name: cName.String, Email: cMail.String, AttributedBy: cBy.String, DiscountCode: cCode.String,
-			CreatedAt: fromUnix(cCreated.Int64)}
+			Flags: cFlags.String, CreatedAt: fromUnix(cCreated.Int64)}
+		if cApproved.Int64 != 0 {
+			tr.Customer.FlagsApprovedAt = fromUnix(cApproved.Int64)
+		}
 	}
 	tr.Rewards = []*Reward{}
 	return &tr, nil
 }
 
-func loadRewards(ctx context.Context, q querier, trs []*Transaction) error {
+func loadRewards(ctx context.Context, q querier, trs []*Transaction, now time.Time) error {
 	if len(trs) == 0 {
 		return nil
 	}
@@ -353,12 +422,16 @@ func loadRewards(ctx context.Context, q querier, trs []*Transaction) error {
 			p              Partner
 			txID           int64
 			created, pCrea int64
+			held           int
+			due            int64
 		)
 		if err := rows.Scan(&r.ID, &txID, &r.Amount.Minor, &r.ReversedMinor, &r.Amount.Currency, &r.Status,
-			&created, &p.ID, &p.ProgramID, &p.Key, &p.Email, &p.Name, &pCrea); err != nil {
+			&created, &p.ID, &p.ProgramID, &p.Key, &p.Email, &p.Name, &pCrea, &r.Stored, &held, &due); err != nil {
 			return err
 		}
 		r.CreatedAt, p.CreatedAt = fromUnix(created), fromUnix(pCrea)
+		r.reversedBefore, r.Held, r.DueAt = r.ReversedMinor, held != 0, fromUnix(due)
+		r.State = rules.Effective(r.Stored, !r.DueAt.After(now), r.Held)
 		r.Partner = &p
 		byID[txID].Rewards = append(byID[txID].Rewards, &r)
 	}

@@ -136,7 +136,11 @@ func CreateCustomer(tx *store.Tx, p *store.Program, in CustomerInput, ref store.
 	}
 	c := &store.Customer{ProgramID: p.ID, Key: in.Key, Name: in.Name, Email: in.Email, Partner: partner,
 		AttributedBy: a.by, DiscountCode: a.code}
+	c.Flags = customerFlags(c)
 	if err := tx.InsertCustomer(c); err != nil {
+		return nil, 0, err
+	}
+	if err := flagPaidAd(tx, p, c); err != nil {
 		return nil, 0, err
 	}
 	if err := announce(tx, p, store.EventCustomerCreated, c); err != nil {
@@ -448,7 +452,11 @@ func claimCustomer(tx *store.Tx, p *store.Program, in TransactionInput, mode Mod
 		(outcome == rules.CreateUnattributed && !mode.RequirePartner && in.Partner.IsZero()) {
 		c = &store.Customer{ProgramID: p.ID, Key: in.Customer.Key, Name: in.Customer.Name,
 			Email: in.Customer.Email, Partner: a.partner, AttributedBy: a.by, DiscountCode: a.code}
+		c.Flags = customerFlags(c)
 		if created, err = tx.ClaimCustomer(c); err == nil && created {
+			err = flagPaidAd(tx, p, c)
+		}
+		if err == nil && created {
 			err = announce(tx, p, store.EventCustomerCreated, c)
 		}
 		if err != nil || created {
@@ -537,6 +545,10 @@ func decideExisting(tx *store.Tx, existing *store.Transaction, in TransactionInp
 		// The verified report replaces it. Only an unverified row is ever
 		// replaced, and only by a verified report.
 		if err := tx.DeleteTransaction(existing.ID); err != nil {
+			if errors.Is(err, store.ErrRewardBatched) {
+				// Its reward is in a payout batch: the row stands.
+				return nil, 0, false, ErrKeyConflict
+			}
 			return nil, 0, false, err
 		}
 		return nil, 0, true, nil
@@ -587,8 +599,14 @@ func Refund(tx *store.Tx, p *store.Program, key string, refundedTotal int64) (*s
 			r.Status = store.RewardReversed
 		}
 	}
+	entries := refundEntries(p, tr) // the ledger's side (ledger.go)
 	if err := tx.SaveRefund(tr); err != nil {
 		return nil, err
+	}
+	for _, e := range entries {
+		if err := tx.AddLedgerEntry(e); err != nil {
+			return nil, err
+		}
 	}
 	if err := announce(tx, p, store.EventTransactionRefunded, tr); err != nil {
 		return nil, err

@@ -347,6 +347,23 @@ INSERT INTO ledger_entries (program_id, partner_id, currency, kind, bucket, amou
 	// 12: webhooks out (issue 15): endpoints, the outbox's events and their
 	// deliveries; the statements are in webhooks_schema.go.
 	webhooksMigration,
+	// 13: the admin page (issue 14). archived_at: a program archived by
+	// the merchant (0: not), hidden from the home list and restorable.
+	// shown_once: secrets to show once after a redirect (post/redirect/
+	// get), a row per slot, read and deleted by the next page of the
+	// session whose token's hash it names, sealed with a key only that
+	// session's cookie holds, and gone after expires_at.
+	`
+ALTER TABLE programs ADD COLUMN archived_at INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE shown_once (
+	id           TEXT PRIMARY KEY,
+	session_hash TEXT NOT NULL,
+	sealed       TEXT NOT NULL,
+	created_at   INTEGER NOT NULL,
+	expires_at   INTEGER NOT NULL
+);
+CREATE INDEX shown_once_expires ON shown_once (expires_at);
+`,
 }
 
 // SchemaVersion is the schema this binary writes.

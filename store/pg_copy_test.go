@@ -56,6 +56,13 @@ func fillEveryTable(t *testing.T, s *Store) {
 		if _, err := tx.InsertAdminSession("tokhash", "adminhash", time.Hour); err != nil {
 			return err
 		}
+		// Migration 13: an archived program and a secret to show once.
+		if err := tx.SetProgramArchived("prog2", true); err != nil {
+			return err
+		}
+		if err := tx.InsertShownOnce("slot1", "tokhash", "sealed", time.Minute); err != nil {
+			return err
+		}
 		if _, err := tx.exec(`INSERT INTO refusal_counts (program_id, hour, reason, n) VALUES ('prog', 1767225600, 'origin_not_allowed', 3)`); err != nil {
 			return err
 		}

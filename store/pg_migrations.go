@@ -303,6 +303,18 @@ INSERT INTO ledger_entries (program_id, partner_id, currency, kind, bucket, amou
 `,
 	// 12: webhooks out (webhooks_schema.go).
 	pgWebhooksMigration,
+	// 13: archived programs and secrets shown once (see the SQLite migration).
+	`
+ALTER TABLE programs ADD COLUMN archived_at BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE shown_once (
+	id           TEXT PRIMARY KEY,
+	session_hash TEXT NOT NULL,
+	sealed       TEXT NOT NULL,
+	created_at   BIGINT NOT NULL,
+	expires_at   BIGINT NOT NULL
+);
+CREATE INDEX shown_once_expires ON shown_once (expires_at);
+`,
 }
 
 // pgMigrationLock is the advisory lock every migration step takes: potrack

@@ -42,7 +42,7 @@ type staticAsset struct {
 }
 
 // adminPages are the page templates; each is parsed with the layout.
-var adminPages = []string{"login", "programs", "program", "partners", "customers", "transactions", "refund", "error", "home"}
+var adminPages = []string{"login", "programs", "program", "partners", "customers", "transactions", "refund", "error", "home", "webhooks", "webhook_confirm"}
 
 func newAdminWeb(web fs.FS) (*adminWeb, error) {
 	w := &adminWeb{pages: templates{}, demo: templates{}}
@@ -139,6 +139,7 @@ func (s *Server) adminWebRoutes(app *fiber.App) {
 	app.Get("/admin/programs/:id/transactions", s.page(s.transactionsPage))
 	app.Get("/admin/programs/:id/refund", s.page(s.refundPage))
 	app.Post("/admin/programs/:id/refund", s.form(s.refundForm))
+	s.outgoingWebRoutes(app)
 
 	// Anything else under /admin is a page that does not exist; the JSON
 	// API keeps its own JSON answers.

@@ -1,6 +1,10 @@
 package server
 
-import "time"
+import (
+	"time"
+
+	"github.com/potrack/potrack/webhooks"
+)
 
 // Config is what `potrack serve` is started with. SPEC.md "Running" lists
 // the flags and environment variables that fill it.
@@ -28,6 +32,10 @@ type Config struct {
 	BodyTimeout   time.Duration // from the headers to the end of the body
 	WriteTimeout  time.Duration // to write an answer
 	IdleTimeout   time.Duration // a keep-alive connection between requests
+
+	// Webhooks tunes the delivery of webhooks out (Serve runs the
+	// worker); zero fields take the defaults (webhooks.Options).
+	Webhooks webhooks.Options
 }
 
 // Defaults for the flags.

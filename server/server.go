@@ -17,6 +17,7 @@ import (
 	potrack "github.com/potrack/potrack"
 	"github.com/potrack/potrack/snippet"
 	"github.com/potrack/potrack/store"
+	"github.com/potrack/potrack/webhooks"
 )
 
 // Server holds everything a request may need.
@@ -28,7 +29,8 @@ type Server struct {
 	adminHash string
 	script    snippet.Scripts
 	limits    *rateLimits
-	web       *adminWeb // the admin page's templates and session key
+	web       *adminWeb        // the admin page's templates and session key
+	webhooks  *webhooks.Worker // webhooks out: Serve runs it (outgoing.go)
 
 	// demoProgramID is the program --demo seeded, when there is one.
 	demoProgramID string
@@ -58,6 +60,8 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{cfg: cfg, store: st, metrics: newMetrics()}
 	st.Batches = func(n int) { s.metrics.batches.Observe(float64(n)) }
+	st.SetEventView(eventView)
+	s.webhooks = webhooks.New(st, cfg.Webhooks)
 	s.metrics.storeStatements(st.Statements)
 	s.metrics.storeRetries(st.Retries)
 
@@ -143,6 +147,7 @@ func (s *Server) routes() {
 	adm.Post("/programs/:id/coupons", s.adminCreateCoupon)
 	adm.Get("/programs/:id/coupons/:code", s.adminGetCoupon)
 	adm.Delete("/programs/:id/coupons/:code", s.adminDeleteCoupon)
+	s.outgoingRoutes(adm)
 	s.reportAPIRoutes(adm) // numbers, refusals, exports (reports.go)
 
 	app.Post("/collect", s.collect)
@@ -192,6 +197,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.metrics.openConns(capped.Open)
 	slog.Info("connection limits", "max_conns", maxConns, "max_conns_per_ip", s.cfg.MaxConnsPerIP, "open_file_limit", fileLimit)
 	defer s.limits.close()
+	// Webhooks out are sent while the server runs; at shutdown the
+	// attempts in flight finish and are recorded before the store closes.
+	wctx, stopWebhooks := context.WithCancel(ctx)
+	webhooksDone := make(chan struct{})
+	go func() { defer close(webhooksDone); s.webhooks.Run(wctx) }()
+	defer func() { stopWebhooks(); <-webhooksDone }()
 	errc := make(chan error, 1)
 	go func() { errc <- s.app.Listener(capped) }()
 	select {

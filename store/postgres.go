@@ -198,6 +198,9 @@ func (s *Store) writePostgresOnce(ctx context.Context, fn func(*Tx) error) error
 		if tx.programsChanged {
 			s.programs.invalidate()
 		}
+		if tx.webhooksChanged {
+			s.webhookSubs.invalidate()
+		}
 	}()
 	if err := tx.run(ctx, fn); err != nil {
 		sqlTx.Rollback()

@@ -62,6 +62,7 @@ type Store struct {
 	refusals    refusalBuffer // refusals.go
 	clockSkew   atomic.Int64  // clock.go: what tests add to the clock, in seconds
 	eventView   eventViewFunc // webhooks.go: how Announce renders an event's data
+	webhookSubs webhookSubs   // webhooks.go: the event types each program's endpoints take
 }
 
 // dsn is the connection string for the database at path.
@@ -470,6 +471,9 @@ func (s *Store) runBatch(in *intake, batchp *[]*writeReq, careful bool) ([]error
 		if tx.programsChanged {
 			s.programs.invalidate()
 		}
+		if tx.webhooksChanged {
+			s.webhookSubs.invalidate()
+		}
 	}()
 	for i := 0; ; i++ {
 		if i == len(*batchp) {
@@ -528,6 +532,9 @@ type Tx struct {
 	// programsChanged: a write of the batch changed a program, so the
 	// program cache is emptied once the batch is over.
 	programsChanged bool
+	// webhooksChanged: a write of the batch changed a webhook endpoint,
+	// so what Announce remembers is emptied once the batch is over.
+	webhooksChanged bool
 	// noPending holds the programs this batch found without kept gateway
 	// sales (pending_sales.go).
 	noPending map[string]bool

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -131,6 +132,7 @@ func eventsJSON(events []string) string {
 // InsertWebhookEndpoint stores a new endpoint; it receives the events
 // announced from this write on.
 func (t *Tx) InsertWebhookEndpoint(e *WebhookEndpoint) error {
+	t.endpointsChanged()
 	e.CreatedAt, e.UpdatedAt = t.now, t.now
 	id, _, err := t.insert(`INSERT INTO webhook_endpoints (program_id, url, events, enabled, secret, old_secret,
 		old_secret_until, failing_since, created_at, updated_at) VALUES (?, ?, ?, ?, ?, '', 0, 0, ?, ?)`,
@@ -146,6 +148,7 @@ func (t *Tx) WebhookEndpoint(programID string, id int64) (*WebhookEndpoint, erro
 
 // UpdateWebhookEndpoint saves an endpoint's URL, events and switch.
 func (t *Tx) UpdateWebhookEndpoint(e *WebhookEndpoint) error {
+	t.endpointsChanged()
 	e.UpdatedAt = t.now
 	res, err := t.exec(`UPDATE webhook_endpoints SET url = ?, events = ?, enabled = ?, updated_at = ? WHERE program_id = ? AND id = ?`,
 		e.URL, eventsJSON(e.Events), e.Enabled, unix(e.UpdatedAt), e.ProgramID, e.ID)
@@ -170,6 +173,7 @@ func (t *Tx) RotateWebhookSecret(programID string, id int64, secret string, keep
 // not; ErrNotFound when the program has no such endpoint. Events left
 // without deliveries are pruned later (PruneWebhooks).
 func (t *Tx) DeleteWebhookEndpoint(programID string, id int64) error {
+	t.endpointsChanged()
 	if _, err := t.exec(`DELETE FROM webhook_deliveries WHERE endpoint_id IN
 		(SELECT id FROM webhook_endpoints WHERE program_id = ? AND id = ?)`, programID, id); err != nil {
 		return err
@@ -224,27 +228,27 @@ type eventEnvelope struct {
 
 // Announce records that an event of type typ happened to obj in program
 // programID, inside this write: the event and one delivery per enabled
-// endpoint of the program subscribed to typ. With no such endpoint it
-// writes nothing (one indexed read). It returns the event's id, "" when
-// nothing was written.
+// endpoint of the program subscribed to typ, both written by this
+// transaction (the fan-out is one INSERT … SELECT over the endpoints as
+// the transaction sees them). It returns the event's id, "" when no
+// endpoint takes typ and nothing was written.
+//
+// Whether any endpoint takes typ is answered from memory (webhookSubs):
+// a program without endpoints costs a sale no statement. A change of an
+// endpoint through this process empties that memory at once; one made by
+// another instance (PostgreSQL) applies here within programCacheTTL, as
+// program changes do.
 func (t *Tx) Announce(programID, typ string, obj any) (string, error) {
-	rows, err := t.query(`SELECT id FROM webhook_endpoints WHERE program_id = ? AND enabled = TRUE AND events LIKE ?`,
-		programID, `%"`+typ+`"%`)
-	if err != nil {
-		return "", err
-	}
-	var endpoints []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
+	subs, ok, gen := t.s.webhookSubs.get(programID)
+	if !ok {
+		var err error
+		if subs, err = t.subscriptions(programID); err != nil {
 			return "", err
 		}
-		endpoints = append(endpoints, id)
+		t.s.webhookSubs.put(gen, programID, subs)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(endpoints) == 0 {
-		return "", err
+	if !subs[typ] {
+		return "", nil
 	}
 	data := obj
 	if view := t.s.eventView.Load(); view != nil {
@@ -259,14 +263,92 @@ func (t *Tx) Announce(programID, typ string, obj any) (string, error) {
 		id, programID, typ, string(payload), unix(t.now)); err != nil {
 		return "", err
 	}
-	for _, ep := range endpoints {
-		if _, err := t.exec(`INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at,
-			leased_until, started_at, created_at) VALUES (?, ?, 'pending', 0, ?, 0, ?, ?)`,
-			id, ep, unix(t.now), unix(t.now), unix(t.now)); err != nil {
-			return "", err
-		}
+	// An endpoint the memory knew of may be gone (another instance): the
+	// event then has no delivery, and PruneWebhooks takes it later.
+	if _, err := t.exec(`INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at,
+		leased_until, started_at, created_at)
+		SELECT CAST(?1 AS TEXT), id, 'pending', 0, CAST(?2 AS BIGINT), 0, CAST(?2 AS BIGINT), CAST(?2 AS BIGINT)
+		FROM webhook_endpoints WHERE program_id = ?3 AND enabled = TRUE AND events LIKE ?4`,
+		id, unix(t.now), programID, `%"`+typ+`"%`); err != nil {
+		return "", err
 	}
 	return id, nil
+}
+
+// subscriptions reads the event types the program's enabled endpoints
+// take, inside the write.
+func (t *Tx) subscriptions(programID string) (map[string]bool, error) {
+	rows, err := t.query(`SELECT events FROM webhook_endpoints WHERE program_id = ? AND enabled = TRUE`, programID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	subs := map[string]bool{}
+	for rows.Next() {
+		var events string
+		if err := rows.Scan(&events); err != nil {
+			return nil, err
+		}
+		var list []string
+		if err := json.Unmarshal([]byte(events), &list); err != nil {
+			return nil, err
+		}
+		for _, e := range list {
+			subs[e] = true
+		}
+	}
+	return subs, rows.Err()
+}
+
+// webhookSubs remembers, per program, which event types its enabled
+// endpoints take, for programCacheTTL (see Announce). A write that
+// changes an endpoint empties it at once and again when its batch ends
+// (committed or not: what was read inside it may never have been).
+type webhookSubs struct {
+	mu  sync.Mutex
+	gen uint64
+	m   map[string]cachedSubs
+}
+
+type cachedSubs struct {
+	types map[string]bool
+	at    time.Time
+}
+
+func (c *webhookSubs) get(programID string) (map[string]bool, bool, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[programID]; ok && time.Since(e.at) < programCacheTTL {
+		return e.types, true, c.gen
+	}
+	return nil, false, c.gen
+}
+
+// put keeps what was read unless an endpoint changed since gen.
+func (c *webhookSubs) put(gen uint64, programID string, types map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.m == nil || len(c.m) >= programCacheMax {
+		c.m = map[string]cachedSubs{}
+	}
+	c.m[programID] = cachedSubs{types, time.Now()}
+}
+
+func (c *webhookSubs) invalidate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.m = nil
+}
+
+// endpointsChanged notes that this write changed an endpoint's
+// subscriptions (see webhookSubs).
+func (t *Tx) endpointsChanged() {
+	t.webhooksChanged = true
+	t.s.webhookSubs.invalidate()
 }
 
 // NewEventID makes an event id: msg_ and a ULID (48 bits of milliseconds

@@ -239,16 +239,8 @@ type eventEnvelope struct {
 // another instance (PostgreSQL) applies here within programCacheTTL, as
 // program changes do.
 func (t *Tx) Announce(programID, typ string, obj any) (string, error) {
-	subs, ok, gen := t.s.webhookSubs.get(programID)
-	if !ok {
-		var err error
-		if subs, err = t.subscriptions(programID); err != nil {
-			return "", err
-		}
-		t.s.webhookSubs.put(gen, programID, subs)
-	}
-	if !subs[typ] {
-		return "", nil
+	if ok, err := t.Subscribed(programID, typ); err != nil || !ok {
+		return "", err
 	}
 	data := obj
 	if view := t.s.eventView.Load(); view != nil {
@@ -273,6 +265,21 @@ func (t *Tx) Announce(programID, typ string, obj any) (string, error) {
 		return "", err
 	}
 	return id, nil
+}
+
+// Subscribed reports whether any enabled endpoint of the program takes
+// events of type typ (from memory, as Announce decides), for a caller
+// that would read more to build the event's object.
+func (t *Tx) Subscribed(programID, typ string) (bool, error) {
+	subs, ok, gen := t.s.webhookSubs.get(programID)
+	if !ok {
+		var err error
+		if subs, err = t.subscriptions(programID); err != nil {
+			return false, err
+		}
+		t.s.webhookSubs.put(gen, programID, subs)
+	}
+	return subs[typ], nil
 }
 
 // subscriptions reads the event types the program's enabled endpoints

@@ -2,6 +2,7 @@ package tracking
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -96,4 +97,58 @@ func TestEventsCommitWithTheirChange(t *testing.T) {
 	if _, err := f.s.Transaction(context.Background(), "prog", "order-2"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the failed write's sale: %v", err)
 	}
+}
+
+// TestLedgerEventsAnnounced (both engines): a reward approved by the job
+// announces reward.approved once, with its transaction showing the
+// reward approved; a payout marked paid announces payout.paid once, not
+// again for the same marking repeated.
+func TestLedgerEventsAnnounced(t *testing.T) {
+	forEngines(t, func(t *testing.T, e *ledgerEnv) {
+		e.write(func(tx *store.Tx) error {
+			return tx.InsertWebhookEndpoint(&store.WebhookEndpoint{ProgramID: e.p.ID, URL: "https://hooks.example/in",
+				Events: []string{store.EventRewardApproved, store.EventPayoutPaid}, Enabled: true,
+				Secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"})
+		})
+		alice := e.partner("alice", "")
+		e.sale("alice", "a1", 10000, "")
+		if n := countEvents(t, e.s, store.EventRewardApproved); n != 0 {
+			t.Fatalf("%d reward.approved before the hold ended", n)
+		}
+		e.s.AdvanceClockForTest(31 * day)
+		if got := e.job(); len(got) != 1 {
+			t.Fatalf("job approved %d", len(got))
+		}
+		e.job()
+		if n := countEvents(t, e.s, store.EventRewardApproved); n != 1 {
+			t.Fatalf("%d reward.approved events, want 1", n)
+		}
+		payloads, err := e.s.StringsForTest(context.Background(), `SELECT payload FROM webhook_events WHERE type = ?`, store.EventRewardApproved)
+		if err != nil || len(payloads) != 1 {
+			t.Fatal(payloads, err)
+		}
+		payload := payloads[0]
+		var body struct {
+			Data struct {
+				Key     string
+				Rewards []struct{ State string }
+			} `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(payload), &body); err != nil || body.Data.Key != "a1" || len(body.Data.Rewards) != 1 ||
+			body.Data.Rewards[0].State != rules.StateApproved {
+			t.Fatalf("reward.approved payload %s (%v): want transaction a1 with its reward approved", payload, err)
+		}
+		po, err := e.createPayout(alice.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := e.markPaid(po.ID, "PP-1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := countEvents(t, e.s, store.EventPayoutPaid); n != 1 {
+			t.Fatalf("%d payout.paid events, want 1", n)
+		}
+	})
 }

@@ -15,14 +15,27 @@ import (
 // rewardApproved runs for every reward moved from pending to approved
 // (the approval job, a payout that approves the due rewards first, or the
 // merchant approving a flagged customer whose hold has passed).
+//
+// Its event's data is the reward's transaction as GET /v1/transactions/{key}
+// shows it, the reward now approved; it is read only when an endpoint
+// takes reward.approved.
 func rewardApproved(tx *store.Tx, p *store.Program, a *store.ApprovedReward) error {
-	return nil
+	if ok, err := tx.Subscribed(p.ID, store.EventRewardApproved); err != nil || !ok {
+		return err
+	}
+	tr, err := tx.Transaction(p.ID, a.TransactionKey)
+	if err != nil {
+		return err
+	}
+	return announce(tx, p, store.EventRewardApproved, tr)
 }
 
 // payoutPaid runs once per batch, when it is marked paid (not for a
 // repeated marking, which changes nothing).
+//
+// Its event's data is the batch as the admin API shows it.
 func payoutPaid(tx *store.Tx, p *store.Program, po *store.Payout) error {
-	return nil
+	return announce(tx, p, store.EventPayoutPaid, po)
 }
 
 // ApproveDue moves the rewards found due (store.Store.DueRewards, read

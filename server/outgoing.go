@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/potrack/potrack/store"
+	"github.com/potrack/potrack/webhooks"
 )
 
 // Webhooks out (docs/webhooks.md): a program's endpoints, over the admin
@@ -33,6 +35,24 @@ func eventView(obj any) any {
 		return viewTransaction(o)
 	}
 	return obj
+}
+
+// newWebhookWorker makes the worker Serve runs, counting its attempts in
+// potrack_webhook_attempts_total by result.
+func (s *Server) newWebhookWorker(st *store.Store, o webhooks.Options) *webhooks.Worker {
+	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "potrack_webhook_attempts_total",
+		Help: "Webhook deliveries attempted, by result: delivered, retry, failed (out of retries), stale (answer after the lease).",
+	}, []string{"result"})
+	s.metrics.registry.MustRegister(attempts)
+	next := o.OnAttempt
+	o.OnAttempt = func(result string) {
+		attempts.WithLabelValues(result).Inc()
+		if next != nil {
+			next(result)
+		}
+	}
+	return webhooks.New(st, o)
 }
 
 // endpointSecretGrace is how long the secret a rotation replaced still

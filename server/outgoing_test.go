@@ -277,6 +277,9 @@ func TestWebhooksDeliverTheRESTViews(t *testing.T) {
 			t.Errorf("%s data\n%s\nwant the REST view\n%s", typ, got[typ][0].Data, want)
 		}
 	}
+	if m := ts.request("GET", "/metrics", ""); !strings.Contains(m.Body, `potrack_webhook_attempts_total{result="delivered"}`) {
+		t.Error("no potrack_webhook_attempts_total{result=\"delivered\"} on /metrics")
+	}
 	ids := map[string]bool{}
 	for _, evs := range got {
 		for _, e := range evs {

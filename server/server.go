@@ -61,7 +61,7 @@ func New(cfg Config, st *store.Store) (*Server, error) {
 	s := &Server{cfg: cfg, store: st, metrics: newMetrics()}
 	st.Batches = func(n int) { s.metrics.batches.Observe(float64(n)) }
 	st.SetEventView(eventView)
-	s.webhooks = webhooks.New(st, cfg.Webhooks)
+	s.webhooks = s.newWebhookWorker(st, cfg.Webhooks)
 	s.metrics.storeStatements(st.Statements)
 	s.metrics.storeRetries(st.Retries)
 

@@ -62,6 +62,10 @@ type Options struct {
 	// Client sends the requests; nil: an http.Client with Timeout that
 	// follows no redirect.
 	Client *http.Client
+	// OnAttempt, when set, hears how each recorded attempt ended:
+	// "delivered", "retry" (due again later), "failed" (out of retries)
+	// or "stale" (its lease had run out and another attempt had it).
+	OnAttempt func(result string)
 }
 
 // BackoffTable is the default wait after each failed attempt: 5 s, 30 s,
@@ -151,6 +155,8 @@ type Worker struct {
 	st   *store.Store
 	o    Options
 	wake chan struct{}
+	// readFailing: the last look for due deliveries failed (logged once).
+	readFailing bool
 }
 
 // New makes a worker on st.
@@ -205,10 +211,17 @@ func (w *Worker) Run(ctx context.Context) {
 		now := w.o.Now()
 		due, ok, err := w.st.NextWebhookDue(ctx, now)
 		wait := w.o.Poll
+		if err == nil && w.readFailing {
+			w.readFailing = false
+			slog.Info("webhooks: the database answers again; deliveries resume")
+		}
 		switch {
 		case err != nil:
-			if ctx.Err() == nil {
-				slog.Warn("webhooks: could not look for due deliveries", "err", err)
+			// Once per outage, not every poll: /healthz and the
+			// store's own logs say more.
+			if ctx.Err() == nil && !w.readFailing {
+				w.readFailing = true
+				slog.Warn("webhooks: could not look for due deliveries; retrying every poll", "err", err)
 			}
 		case !ok:
 		case due.After(now):
@@ -283,13 +296,24 @@ func (w *Worker) deliver(ctx context.Context, d *store.ClaimedDelivery) {
 			r.Retry = next
 		}
 	}
-	if _, err := w.st.RecordWebhookAttempt(ctx, d, r); err != nil {
+	kept, err := w.st.RecordWebhookAttempt(ctx, d, r)
+	if err != nil {
 		// The lease expires and the delivery is sent again: at least once.
 		slog.Warn("webhooks: could not record an attempt", "delivery", d.ID, "event", d.EventID, "err", err)
 		return
 	}
-	if !r.Delivered && r.Retry.IsZero() {
+	result := "retry"
+	switch {
+	case !kept:
+		result = "stale"
+	case r.Delivered:
+		result = "delivered"
+	case r.Retry.IsZero():
+		result = "failed"
 		slog.Warn("webhooks: delivery failed after its retries", "delivery", d.ID, "event", d.EventID, "url", d.URL, "last_error", r.Error)
+	}
+	if w.o.OnAttempt != nil {
+		w.o.OnAttempt(result)
 	}
 }
 

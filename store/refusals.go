@@ -341,10 +341,12 @@ func (b *refusalBuffer) restore(counts map[refusalKey]int64, recent map[string]*
 // reason and by hour (whole hours: since is rounded down to its hour), and
 // the last RefusalsKept calls. What this instance holds in memory is
 // flushed first, so the report includes it; other instances' last few
-// seconds arrive with their next flush.
+// seconds arrive with their next flush. A flush that fails (writes
+// refused) keeps its counts for later, and the report shows what is
+// stored.
 func (s *Store) Refusals(ctx context.Context, programID string, since time.Time) (*RefusalReport, error) {
 	if err := s.FlushRefusals(ctx); err != nil {
-		return nil, err
+		slog.Warn("could not write the refused calls' counts before reading them", "err", err)
 	}
 	since = since.UTC().Truncate(time.Hour)
 	rep := &RefusalReport{Since: since, Counts: []RefusalCount{}, Hours: []RefusalHour{}, Recent: []Refusal{}}

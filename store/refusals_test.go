@@ -233,6 +233,10 @@ func TestRefusalsKeptWhenTheWriteFails(t *testing.T) {
 		t.Fatal("a flush on a read-only database succeeded")
 	}
 	s.NoteRefusal(Refusal{ProgramID: "prog", Reason: "rate_limited"})
+	// A report still answers, with what is stored.
+	if rep, err := s.Refusals(ctx, "prog", time.Now().Add(-time.Hour)); err != nil || len(rep.Counts) != 0 {
+		t.Fatalf("report while writes fail: %v (%v), want none stored", rep, err)
+	}
 	if err := s.UnbreakWritesForTest(); err != nil {
 		t.Fatal(err)
 	}

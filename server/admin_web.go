@@ -139,6 +139,7 @@ func (s *Server) adminWebRoutes(app *fiber.App) {
 	app.Get("/admin/programs/:id/transactions", s.page(s.transactionsPage))
 	app.Get("/admin/programs/:id/refund", s.page(s.refundPage))
 	app.Post("/admin/programs/:id/refund", s.form(s.refundForm))
+	s.payoutWebRoutes(app) // the Payouts tab and a partner's page (admin_web_payouts.go)
 	s.outgoingWebRoutes(app)
 
 	// Anything else under /admin is a page that does not exist; the JSON

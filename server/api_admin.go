@@ -50,12 +50,19 @@ type programJSONIn struct {
 	// PaddleWebhookSecret is the secret key Paddle shows for the
 	// notification destination; write-only like every secret.
 	PaddleWebhookSecret *string `json:"paddle_webhook_secret"`
+	// Payouts (docs/payouts.md): the hold in days, the minimum payout in
+	// minor units per currency, and where partner pages' referral links
+	// point.
+	HoldDays   *int              `json:"hold_days"`
+	MinPayout  *map[string]int64 `json:"min_payout"`
+	LandingURL *string           `json:"landing_url"`
 }
 
 func newProgram() *store.Program {
 	return &store.Program{
 		Currency: "USD", AllowedOrigins: []string{}, CookieDays: 30, ReferralParams: []string{"aff"},
 		Attribution: "last", Commission: rules.DefaultCommission(), LinkDomains: []string{},
+		HoldDays: defaultHoldDays, MinPayout: map[string]int64{},
 	}
 }
 
@@ -178,7 +185,7 @@ func (in *programJSONIn) apply(p *store.Program) error {
 		}
 		p.PaddleWebhookSecret = *in.PaddleWebhookSecret
 	}
-	return nil
+	return in.applyPayouts(p) // api_payouts.go
 }
 
 // scriptSettings are the settings of p the install snippet names.
@@ -212,6 +219,9 @@ type programView struct {
 	Snippet            string           `json:"snippet"`
 	WebhookURL         string           `json:"webhook_url"`
 	PaddleWebhookURL   string           `json:"paddle_webhook_url"`
+	HoldDays           int              `json:"hold_days"`
+	MinPayout          map[string]int64 `json:"min_payout"`
+	LandingURL         string           `json:"landing_url"`
 	CreatedAt          time.Time        `json:"created_at"`
 	UpdatedAt          time.Time        `json:"updated_at"`
 	APIKey             string           `json:"api_key,omitempty"`
@@ -247,6 +257,7 @@ func (s *Server) viewProgram(c *fiber.Ctx, p *store.Program) *programView {
 		RespectDNT: p.RespectDNT, SPA: p.SPA, StripeCheckout: p.StripeCheckout,
 		ScriptURL: scriptURL, Snippet: snippet.Loader(base+"/js/universal.js", p.ID, script),
 		WebhookURL: base + "/webhooks/stripe/" + p.ID, PaddleWebhookURL: base + "/webhooks/paddle/" + p.ID, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+		HoldDays: p.HoldDays, MinPayout: minPayoutOf(p), LandingURL: p.LandingURL,
 	}
 }
 

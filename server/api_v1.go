@@ -103,9 +103,15 @@ func (s *Server) v1GetPartner(c *fiber.Ctx) error {
 	for i, k := range coupons {
 		codes[i] = k.Code
 	}
+	balances, err := s.store.Balances(c.UserContext(), partner.ProgramID, partner.ID)
+	if err != nil {
+		return err
+	}
+	bv := viewBalances(balances)
 	v := viewPartner(partner)
 	v.Totals = viewPartnerTotals(totals)
 	v.Coupons = &codes
+	v.Balances = &bv
 	return restOK(c, fiber.StatusOK, v)
 }
 

@@ -147,10 +147,12 @@ func (s *Server) routes() {
 	adm.Post("/programs/:id/coupons", s.adminCreateCoupon)
 	adm.Get("/programs/:id/coupons/:code", s.adminGetCoupon)
 	adm.Delete("/programs/:id/coupons/:code", s.adminDeleteCoupon)
+	s.payoutRoutes(adm) // balances, payouts, fraud flags, partner pages (api_payouts.go)
 	s.outgoingRoutes(adm)
 	s.reportAPIRoutes(adm) // numbers, refusals, exports (reports.go)
 
 	app.Post("/collect", s.collect)
+	app.Get("/p/:token", s.partnerPublicPage) // partner pages (partner_page.go)
 	app.Options("/collect", s.collectPreflight)
 	app.Post("/webhooks/stripe/:program", s.stripeWebhook)
 	app.Post("/webhooks/paddle/:program", s.paddleWebhook)
@@ -197,6 +199,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.metrics.openConns(capped.Open)
 	slog.Info("connection limits", "max_conns", maxConns, "max_conns_per_ip", s.cfg.MaxConnsPerIP, "open_file_limit", fileLimit)
 	defer s.limits.close()
+	// Rewards past their hold are approved while the server runs
+	// (ledger_job.go); the job ends before Serve returns.
+	actx, stopApprovals := context.WithCancel(ctx)
+	approvalsDone := make(chan struct{})
+	go func() { defer close(approvalsDone); s.runApprovals(actx) }()
+	defer func() { stopApprovals(); <-approvalsDone }()
 	// Webhooks out are sent while the server runs; at shutdown the
 	// attempts in flight finish and are recorded before the store closes.
 	wctx, stopWebhooks := context.WithCancel(ctx)

@@ -22,6 +22,9 @@ type partnerView struct {
 	Totals    *partnerTotalsView `json:"totals,omitempty"`
 	// Coupons are the partner's codes, in GET /v1/partners/{key} only.
 	Coupons *[]string `json:"coupons,omitempty"`
+	// Balances are the partner's ledger per currency (docs/payouts.md),
+	// in GET /v1/partners/{key} only.
+	Balances *[]balanceView `json:"balances,omitempty"`
 }
 
 type partnerTotalsView struct {
@@ -58,9 +61,14 @@ type customerView struct {
 	Partner *partnerView `json:"partner"`
 	// AttributedBy is how the partner was decided (partner, cookie, code,
 	// metadata); DiscountCode the code when by a code. null when none.
-	AttributedBy *string   `json:"attributed_by"`
-	DiscountCode *string   `json:"discount_code"`
-	CreatedAt    time.Time `json:"created_at"`
+	AttributedBy *string `json:"attributed_by"`
+	DiscountCode *string `json:"discount_code"`
+	// Flags are the customer's fraud flags (self_referral, paid_ad; [] for
+	// none); FlagsApprovedAt when the merchant approved them (null until
+	// then: its rewards are held).
+	Flags           []string   `json:"flags"`
+	FlagsApprovedAt *time.Time `json:"flags_approved_at"`
+	CreatedAt       time.Time  `json:"created_at"`
 }
 
 // orNull is s, or JSON null when s is empty.
@@ -75,16 +83,23 @@ func viewCustomer(c *store.Customer) *customerView {
 	if c == nil {
 		return nil
 	}
-	return &customerView{Key: c.Key, Name: c.Name, Email: c.Email, Partner: viewPartner(c.Partner),
-		AttributedBy: orNull(c.AttributedBy), DiscountCode: orNull(c.DiscountCode), CreatedAt: c.CreatedAt}
+	v := &customerView{Key: c.Key, Name: c.Name, Email: c.Email, Partner: viewPartner(c.Partner),
+		AttributedBy: orNull(c.AttributedBy), DiscountCode: orNull(c.DiscountCode), CreatedAt: c.CreatedAt,
+		Flags: splitFlags(c.Flags)}
+	if !c.FlagsApprovedAt.IsZero() {
+		t := c.FlagsApprovedAt
+		v.FlagsApprovedAt = &t
+	}
+	return v
 }
 
 // customerRef is the customer inside a transaction; its rewards name the
 // partner.
 type customerRef struct {
-	Key   string `json:"key"`
-	Name  string `json:"name"`
-	Email string `json:"email"`
+	Key   string   `json:"key"`
+	Name  string   `json:"name"`
+	Email string   `json:"email"`
+	Flags []string `json:"flags"`
 }
 
 type transactionView struct {
@@ -111,11 +126,17 @@ type transactionView struct {
 }
 
 type rewardView struct {
-	Amount         json.Number  `json:"amount"`
-	AmountUnits    string       `json:"amount_units"`
-	ReversedAmount json.Number  `json:"reversed_amount"`
-	Status         string       `json:"status"`
-	Partner        *partnerView `json:"partner"`
+	Amount         json.Number `json:"amount"`
+	AmountUnits    string      `json:"amount_units"`
+	ReversedAmount json.Number `json:"reversed_amount"`
+	Status         string      `json:"status"`
+	// State is the reward's ledger state (pending, approved, in_payout,
+	// paid, reversed); Held says a fraud flag keeps it pending until the
+	// merchant approves it; DueAt is when its hold ends.
+	State   string       `json:"state"`
+	Held    bool         `json:"held"`
+	DueAt   time.Time    `json:"due_at"`
+	Partner *partnerView `json:"partner"`
 }
 
 func viewTransaction(t *store.Transaction) *transactionView {
@@ -128,13 +149,13 @@ func viewTransaction(t *store.Transaction) *transactionView {
 		Rewards:        []rewardView{}, CreatedAt: t.CreatedAt,
 	}
 	if t.Customer != nil {
-		v.Customer = &customerRef{Key: t.Customer.Key, Name: t.Customer.Name, Email: t.Customer.Email}
+		v.Customer = &customerRef{Key: t.Customer.Key, Name: t.Customer.Name, Email: t.Customer.Email, Flags: splitFlags(t.Customer.Flags)}
 	}
 	for _, r := range t.Rewards {
 		v.Rewards = append(v.Rewards, rewardView{
 			Amount: amountJSON(r.Amount), AmountUnits: r.Amount.Currency,
 			ReversedAmount: amountJSON(rules.Money{Minor: r.ReversedMinor, Currency: r.Amount.Currency}),
-			Status:         r.Status, Partner: viewPartner(r.Partner),
+			Status:         r.Status, State: r.State, Held: r.Held, DueAt: r.DueAt, Partner: viewPartner(r.Partner),
 		})
 	}
 	return v

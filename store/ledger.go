@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"math"
+	"sort"
 	"time"
 
 	"github.com/potrack/potrack/rules"
@@ -342,4 +343,49 @@ func (s *Store) LedgerEntries(ctx context.Context, partnerID int64) ([]LedgerEnt
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// RewardCount counts a partner's rewards in one state and currency, with
+// what they are worth (net of reversals).
+type RewardCount struct {
+	State    string
+	Currency string
+	Count    int
+	Amount   rules.Money
+}
+
+// stateOrder is the order RewardCounts lists states in.
+var stateOrder = map[string]int{StatePending: 0, StateApproved: 1, StateInPayout: 2, StatePaid: 3, StateReversed: 4}
+
+// RewardCounts counts a partner's rewards per effective state (a due
+// pending reward is approved) and currency.
+func (s *Store) RewardCounts(ctx context.Context, partnerID int64) ([]RewardCount, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT CASE WHEN r.state = 'pending' AND `+dueCondition+` THEN 'approved' ELSE r.state END AS st,
+		r.currency, count(*), sum(r.amount_minor - r.reversed_minor)
+		FROM rewards r JOIN transactions t ON t.id = r.transaction_id JOIN programs pr ON pr.id = t.program_id
+		LEFT JOIN customers c ON c.id = t.customer_id
+		WHERE r.partner_id = ? GROUP BY st, r.currency`, unix(s.Now()), partnerID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []RewardCount
+	for rows.Next() {
+		var rc RewardCount
+		if err := rows.Scan(&rc.State, &rc.Currency, &rc.Count, &rc.Amount.Minor); err != nil {
+			return nil, err
+		}
+		rc.Amount.Currency = rc.Currency
+		out = append(out, rc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if a, b := stateOrder[out[i].State], stateOrder[out[j].State]; a != b {
+			return a < b
+		}
+		return out[i].Currency < out[j].Currency
+	})
+	return out, nil
 }

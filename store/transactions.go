@@ -137,7 +137,10 @@ func (t *Tx) ClaimTransaction(tr *Transaction) (created bool, err error) {
 		if r.Status == "" {
 			r.Status = RewardOK
 		}
-		r.Stored, r.State = StatePending, StatePending
+		r.Stored = StatePending
+		if r.State == "" {
+			r.State = StatePending
+		}
 		id, _, err := t.insert(t.insertRewardSQL(),
 			tr.ID, r.Partner.ID, r.Amount.Minor, r.ReversedMinor, r.Amount.Currency, r.Status, unix(r.CreatedAt))
 		if err != nil {

@@ -1,6 +1,8 @@
 package tracking
 
 import (
+	"time"
+
 	"github.com/potrack/potrack/rules"
 	"github.com/potrack/potrack/store"
 )
@@ -77,6 +79,17 @@ func approveProgram(tx *store.Tx, p *store.Program, customerID int64) ([]*store.
 		return nil, err
 	}
 	return ApproveDue(tx, due)
+}
+
+// newReward is a new sale's reward as it is stored and shown: pending
+// until the program's hold has passed since the sale (at), shown approved
+// at once when it has (a backdated sale, a hold of 0), unless its
+// customer's fraud flags hold it.
+func newReward(tx *store.Tx, p *store.Program, tr *store.Transaction, at time.Time, amount rules.Money) *store.Reward {
+	r := &store.Reward{Partner: tr.Customer.Partner, Amount: amount, Stored: store.StatePending,
+		DueAt: at.UTC().Truncate(time.Second).Add(time.Duration(p.HoldDays) * 24 * time.Hour), Held: tr.Customer.HeldByFlags()}
+	r.State = rules.Effective(r.Stored, !r.DueAt.After(tx.Now()), r.Held)
+	return r
 }
 
 // refundEntries decides the ledger entries of a refund Refund has just

@@ -518,7 +518,7 @@ func reward(tx *store.Tx, p *store.Program, tr *store.Transaction, newCustomer b
 	if err != nil || !ok {
 		return err
 	}
-	tr.Rewards = append(tr.Rewards, &store.Reward{Partner: tr.Customer.Partner, Amount: amount})
+	tr.Rewards = append(tr.Rewards, newReward(tx, p, tr, at, amount)) // ledger.go
 	return nil
 }
 

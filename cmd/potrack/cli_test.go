@@ -234,6 +234,17 @@ func TestServersStartTogether(t *testing.T) {
 			if c == nil {
 				t.FailNow() // startServerArgs reported why
 			}
+			// Each prints its banner before it serves, but the copy of
+			// its output into c.out may lag behind /healthz on a busy
+			// machine: wait for the whole banner, which goes out in one
+			// write.
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(c.out.String(), "potrack is running.") && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if !strings.Contains(c.out.String(), "potrack is running.") {
+				t.Fatalf("round %d: no banner from a server that answers /healthz:\n%s", round, c.out)
+			}
 			if i := strings.Index(c.out.String(), "pat_"); i >= 0 {
 				tokens = append(tokens, strings.Fields(c.out.String()[i:])[0])
 			}

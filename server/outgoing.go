@@ -33,6 +33,10 @@ func eventView(obj any) any {
 		return viewCustomer(o)
 	case *store.Transaction:
 		return viewTransaction(o)
+	case *store.Payout:
+		// As GET /admin/api/programs/{id}/payouts/{payout} shows it,
+		// without each item's list of rewards.
+		return viewPayout(o, nil)
 	}
 	return obj
 }

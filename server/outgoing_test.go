@@ -363,3 +363,78 @@ func TestAdminWebWebhooks(t *testing.T) {
 		t.Fatalf("a deleted endpoint's page: %d", r.Status)
 	}
 }
+
+// TestWebhooksDeliverLedgerEvents: with a hold of 0 days, a payout batch
+// approves the sale's reward (reward.approved: the transaction with its
+// reward approved, as it was then: the batch holds it now) and marking it paid sends payout.paid (the batch as
+// the admin API shows it, less each item's reward list), once however
+// often it is marked with the same reference.
+func TestWebhooksDeliverLedgerEvents(t *testing.T) {
+	rcv := &hookReceiver{}
+	hooks := httptest.NewServer(rcv)
+	defer hooks.Close()
+	ts, _ := liveServer(t, func(c *Config) {
+		c.Webhooks = webhooks.Options{Poll: 50 * time.Millisecond, Backoff: []time.Duration{time.Second}}
+	})
+	p := ts.createProgram(`{"name":"Ledger","hold_days":0}`)
+	r := ts.admin("POST", "/admin/api/programs/"+p.ID+"/webhooks", `{"url":"`+hooks.URL+`/in","events":["reward.approved","payout.paid"]}`)
+	if r.Status != 201 {
+		t.Fatalf("create endpoint: %d %s", r.Status, r.Body)
+	}
+	var ep struct {
+		Data endpointView `json:"data"`
+	}
+	json.Unmarshal([]byte(r.Body), &ep)
+	rcv.mu.Lock()
+	rcv.secret = ep.Data.Secret
+	rcv.mu.Unlock()
+	ts.api(p, "POST", "/v1/partners", `{"key":"jane"}`)
+	if r := ts.api(p, "POST", "/v1/transactions", `{"key":"o1","amount":"50.00","customer":{"key":"c1","partner":{"key":"jane"}},"options":{"create_customer":true}}`); r.Status != 201 {
+		t.Fatalf("sale: %d %s", r.Status, r.Body)
+	}
+	r = ts.admin("POST", "/admin/api/programs/"+p.ID+"/payouts", "")
+	if r.Status != 201 {
+		t.Fatalf("payout: %d %s", r.Status, r.Body)
+	}
+	var po struct {
+		Data struct {
+			ID int64 `json:"id"`
+		} `json:"data"`
+	}
+	json.Unmarshal([]byte(r.Body), &po)
+	for range 2 {
+		if r := ts.admin("POST", "/admin/api/programs/"+p.ID+"/payouts/"+itoa(po.Data.ID)+"/paid", `{"reference":"PP-1"}`); r.Status != 200 {
+			t.Fatalf("mark paid: %d %s", r.Status, r.Body)
+		}
+	}
+	paid := ts.admin("GET", "/admin/api/programs/"+p.ID+"/payouts/"+itoa(po.Data.ID), "")
+	deadline := time.Now().Add(20 * time.Second)
+	for len(rcv.byType()["payout.paid"]) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // a second payout.paid would have come by now
+	got := rcv.byType()
+	if len(rcv.bad) > 0 || len(got["reward.approved"]) != 1 || len(got["payout.paid"]) != 1 {
+		t.Fatalf("events %v, bad %v: want one reward.approved and one payout.paid", got, rcv.bad)
+	}
+	var ev struct {
+		Key     string `json:"key"`
+		Rewards []struct {
+			State string `json:"state"`
+		} `json:"rewards"`
+	}
+	json.Unmarshal(got["reward.approved"][0].Data, &ev)
+	if ev.Key != "o1" || len(ev.Rewards) != 1 || ev.Rewards[0].State != "approved" {
+		t.Errorf("reward.approved data %s: want o1 with its reward approved", got["reward.approved"][0].Data)
+	}
+	// The admin API's batch, less each item's list of rewards.
+	var want map[string]any
+	json.Unmarshal(restData(t, paid), &want)
+	for _, it := range want["items"].([]any) {
+		delete(it.(map[string]any), "rewards")
+	}
+	wantJSON, _ := json.Marshal(want)
+	if !sameJSON(t, got["payout.paid"][0].Data, wantJSON) {
+		t.Errorf("payout.paid data\n%s\nwant\n%s", got["payout.paid"][0].Data, wantJSON)
+	}
+}

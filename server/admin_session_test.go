@@ -120,7 +120,7 @@ func TestAdminSessionSignOutEndsIt(t *testing.T) {
 	p := ts.createProgram("")
 	a, b := ts.signIn(), ts.signIn()
 
-	if r := a.post("/admin/logout", nil); r.Status != 303 || r.Header.Get("Location") != "/admin/login" {
+	if r := a.post("/admin/logout", nil); r.Status != 303 || r.Header.Get("Location") != "/admin/login?signed_out=1" {
 		t.Fatalf("sign out: %d to %q", r.Status, r.Header.Get("Location"))
 	}
 	if n := ts.count(`SELECT count(*) FROM admin_sessions WHERE token_hash = ?`, sha256Hex(a.cookie)); n != 0 {
@@ -140,7 +140,7 @@ func TestAdminSessionSignOutEndsIt(t *testing.T) {
 		t.Errorf("the sign-in page with a signed-out cookie: %d, want 200", r.Status)
 	}
 	// Signing out again (another tab) just goes to the sign-in page.
-	if r := a.post("/admin/logout", nil); r.Status != 303 || r.Header.Get("Location") != "/admin/login" {
+	if r := a.post("/admin/logout", nil); r.Status != 303 || r.Header.Get("Location") != "/admin/login?signed_out=1" {
 		t.Errorf("signing out an ended session: %d to %q", r.Status, r.Header.Get("Location"))
 	}
 	if !b.signedIn() {

@@ -47,7 +47,7 @@ var adminPages = []string{"login", "programs", "program", "partners", "customers
 func newAdminWeb(web fs.FS) (*adminWeb, error) {
 	w := &adminWeb{pages: templates{}, demo: templates{}}
 	for _, name := range adminPages {
-		t, err := template.New(name).Funcs(templateFuncs).ParseFS(web, "templates/layout.html", "templates/"+name+".html")
+		t, err := template.New(name).Funcs(templateFuncs).ParseFS(web, "templates/layout.html", "templates/parts.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("admin template %s: %w", name, err)
 		}
@@ -141,6 +141,8 @@ func (s *Server) adminWebRoutes(app *fiber.App) {
 	app.Post("/admin/programs/:id/refund", s.form(s.refundForm))
 	s.payoutWebRoutes(app) // the Payouts tab and a partner's page (admin_web_payouts.go)
 	s.outgoingWebRoutes(app)
+
+	s.adminPageRoutes(app) // issue 14's pages (admin_web_program.go)
 
 	// Anything else under /admin is a page that does not exist; the JSON
 	// API keeps its own JSON answers.

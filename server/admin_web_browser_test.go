@@ -164,7 +164,7 @@ func TestAdminBrowserSignInToRefund(t *testing.T) {
 	if n := ts.count(`SELECT count(*) FROM programs WHERE id = ? AND js_tracking = TRUE AND allowed_origins = ?`, programID, `["`+shopURL+`"]`); n != 1 {
 		t.Fatal("JS tracking or the origin not stored")
 	}
-	screenshot(t, b, shots, "program.png")
+	screenshot(t, b, shots, "walkthrough-program.png")
 
 	// Add a partner.
 	b.Navigate(admin + "/admin/programs/" + programID + "/partners")
@@ -180,7 +180,7 @@ func TestAdminBrowserSignInToRefund(t *testing.T) {
 	if n := ts.count(`SELECT count(*) FROM coupons k JOIN partners p ON p.id = k.partner_id WHERE p.key = 'alice' AND k.code = 'ALICE10'`); n != 1 {
 		t.Fatal("the code was not stored for alice")
 	}
-	screenshot(t, b, shots, "partners.png")
+	screenshot(t, b, shots, "walkthrough-partners.png")
 
 	// Some older sales through the REST API give the chart a month of history.
 	apiKey := rotateAPIKey(t, ts, programID)
@@ -204,7 +204,7 @@ func TestAdminBrowserSignInToRefund(t *testing.T) {
 	row := `tr[data-key="T-1001"]`
 	b.WaitJS(`document.querySelector('`+row+`')`, browserWait)
 	got := text(b, row)
-	for _, want := range []string{"$25.00", "$5.00", "alice", "Browser", "Paid", "cookie"} {
+	for _, want := range []string{"$25.00", "$5.00", "alice", "Browser", "Unverified", "Completed", "cookie"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("transaction row %q lacks %q", got, want)
 		}
@@ -215,7 +215,7 @@ func TestAdminBrowserSignInToRefund(t *testing.T) {
 	if browsertest.Eval[int](b, `document.querySelectorAll('#chart rect.bar-sales').length`) < 2 {
 		t.Error("the chart draws fewer than two days of sales")
 	}
-	screenshot(t, b, shots, "transactions.png")
+	screenshot(t, b, shots, "walkthrough-transactions.png")
 
 	// Refund it, through the confirmation step.
 	clickTo(b, row+" a.btn", `location.pathname.endsWith('/refund') && document.querySelector('#confirm-refund')`)
@@ -234,7 +234,7 @@ func TestAdminBrowserSignInToRefund(t *testing.T) {
 	}
 
 	b.Navigate(admin + "/admin")
-	screenshot(t, b, shots, "programs.png")
+	screenshot(t, b, shots, "walkthrough-programs.png")
 
 	// Sign out: the admin pages ask for the token again.
 	clickTo(b, ".topnav button", `location.pathname === '/admin/login'`)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"sort"
 	"time"
 
 	"github.com/bojanz/currency"
@@ -14,19 +13,38 @@ import (
 	"github.com/potrack/potrack/store"
 )
 
-// The sales chart: daily sales and rewards of the last 30 days, drawn on the
-// server as SVG, so it needs no script and no chart library.
+// The sales chart: daily sales and rewards over the page's date range,
+// drawn on the server as SVG, so it needs no script and no chart library.
+// It is drawn twice, wide and narrow, and the stylesheet shows the one
+// that fits: an SVG scales its text with its width, so one drawing at 960
+// units shrunk to a phone's 360 px would have labels of 4 px.
 
 const (
-	chartDays   = 30
-	chartWidth  = 960
-	chartHeight = 260
-	chartLeft   = 72 // room for the y-axis labels
-	chartRight  = 12
-	chartTop    = 16
-	chartBottom = 28 // room for the dates
-	chartTicks  = 4
+	chartWidth       = 960
+	chartNarrowWidth = 420
+	chartHeight      = 260
+	chartRight       = 12
+	chartTop         = 16
+	chartBottom      = 28 // room for the dates
+	chartTicks       = 4
 )
+
+// chartLeft is the room for the y-axis labels.
+func chartLeft(width int) int {
+	if width < 600 {
+		return 58
+	}
+	return 72
+}
+
+// chartLabelEvery is how many days apart the dates under the bars are.
+func chartLabelEvery(days, width int) int {
+	most := 7
+	if width < 600 {
+		most = 4
+	}
+	return max(1, (days+most-1)/most)
+}
 
 type salesChart struct {
 	Currency       string
@@ -39,12 +57,13 @@ type salesChart struct {
 	SlotWidth      float64
 	Days           []chartDay
 	Grid           []chartGridLine
-	Sales, Rewards rules.Money // totals over the window
-	Transactions   int
+	Sales, Rewards rules.Money // totals over the range
+	Transactions   int64
 	Empty          bool
 	Others         []otherCurrency // totals in currencies the chart does not draw
-	Partners       []store.PartnerSales
-	Since          time.Time
+	Partners       []chartPartner
+	Range          store.Range
+	Narrow         *salesChart // the same chart drawn for a phone
 }
 
 type chartDay struct {
@@ -69,64 +88,71 @@ type otherCurrency struct {
 	Sales, Rewards rules.Money
 }
 
-func (s *Server) salesChart(c *fiber.Ctx, p *store.Program) (*salesChart, error) {
-	today := time.Now().UTC().Truncate(24 * time.Hour)
-	since := today.AddDate(0, 0, -(chartDays - 1))
-	daily, err := s.store.DailyTotals(c.UserContext(), p.ID, since)
+// chartPartner is a partner's line under the chart: its sales and rewards
+// in the program's currency over the range.
+type chartPartner struct {
+	Key, Name      string
+	Transactions   int64
+	Sales, Rewards rules.Money
+}
+
+// chartPartners is how many partners the table under the chart lists.
+const chartPartners = 20
+
+func (s *Server) salesChart(c *fiber.Ctx, p *store.Program, r store.Range) (*salesChart, error) {
+	n, err := s.store.ProgramNumbers(c.UserContext(), p.ID, r)
 	if err != nil {
 		return nil, err
 	}
-	partners, err := s.store.PartnerSalesSince(c.UserContext(), p.ID, since, 20)
+	top, _, err := s.store.PartnerNumbers(c.UserContext(), store.PartnerQuery{ProgramID: p.ID, Range: r,
+		Sort: store.SortRevenue, Desc: true, Limit: chartPartners})
 	if err != nil {
 		return nil, err
 	}
-	ch := buildChart(p.Currency, since, daily)
-	ch.Partners = partners
+	ch := buildChart(p.Currency, n, chartWidth)
+	ch.Narrow = buildChart(p.Currency, n, chartNarrowWidth)
+	for _, pn := range top {
+		if pn.Sales == 0 {
+			continue
+		}
+		ch.Partners = append(ch.Partners, chartPartner{Key: pn.Partner.Key, Name: pn.Partner.Name, Transactions: pn.Sales,
+			Sales:   rules.Money{Minor: sumIn(pn.Revenue, p.Currency), Currency: p.Currency},
+			Rewards: rules.Money{Minor: sumIn(pn.Rewards, p.Currency), Currency: p.Currency}})
+	}
 	return ch, nil
 }
 
-// buildChart lays out the bars. It draws the program's currency; totals in
-// other currencies are listed under the chart instead of mixed in.
-func buildChart(cur string, since time.Time, daily []store.DailyTotal) *salesChart {
-	ch := &salesChart{Currency: cur, Width: chartWidth, Height: chartHeight, Since: since,
-		PlotLeft: chartLeft, PlotRight: chartWidth - chartRight, Baseline: chartHeight - chartBottom,
-		YLabelX: chartLeft - 8, XLabelY: chartHeight - 8,
-		Sales: rules.Money{Currency: cur}, Rewards: rules.Money{Currency: cur}}
-	byDay := map[string]store.DailyTotal{}
-	others := map[string]*otherCurrency{}
-	for _, d := range daily {
-		if d.Currency == cur {
-			byDay[d.Day] = d
-			ch.Sales.Minor = addSaturating(ch.Sales.Minor, d.SalesMinor)
-			ch.Rewards.Minor = addSaturating(ch.Rewards.Minor, d.RewardsMinor)
-			ch.Transactions += d.Transactions
-			continue
-		}
-		o := others[d.Currency]
-		if o == nil {
-			o = &otherCurrency{rules.Money{Currency: d.Currency}, rules.Money{Currency: d.Currency}}
-			others[d.Currency] = o
-		}
-		o.Sales.Minor = addSaturating(o.Sales.Minor, d.SalesMinor)
-		o.Rewards.Minor = addSaturating(o.Rewards.Minor, d.RewardsMinor)
-		ch.Transactions += d.Transactions
-	}
-	for _, o := range others {
-		ch.Others = append(ch.Others, *o)
-	}
-	sort.Slice(ch.Others, func(i, j int) bool { return ch.Others[i].Sales.Currency < ch.Others[j].Sales.Currency })
+// moneyIn is the amount of ms in currency, zero when absent.
+func moneyIn(ms []rules.Money, currency string) rules.Money {
+	return rules.Money{Minor: sumIn(ms, currency), Currency: currency}
+}
 
-	var top int64
-	for _, d := range byDay {
-		top = max(top, d.SalesMinor, d.RewardsMinor)
+// buildChart lays out the bars of n's days, width units wide. It draws the
+// program's currency; totals in other currencies are listed under the
+// chart instead of mixed in.
+func buildChart(cur string, n *store.ProgramNumbers, width int) *salesChart {
+	left := chartLeft(width)
+	ch := &salesChart{Currency: cur, Width: width, Height: chartHeight, Range: n.Range,
+		PlotLeft: left, PlotRight: width - chartRight, Baseline: chartHeight - chartBottom,
+		YLabelX: left - 8, XLabelY: chartHeight - 8, Transactions: n.Sales,
+		Sales: moneyIn(n.Revenue, cur), Rewards: moneyIn(n.Rewards, cur)}
+	for _, m := range n.Revenue {
+		if m.Currency != cur {
+			ch.Others = append(ch.Others, otherCurrency{m, moneyIn(n.Rewards, m.Currency)})
+		}
 	}
-	ch.Empty = top == 0 && len(byDay) == 0
+	var top int64
+	for _, d := range n.Days {
+		top = max(top, sumIn(d.Revenue, cur), sumIn(d.Rewards, cur))
+	}
+	ch.Empty = n.Sales == 0
 	scale := niceCeiling(top, rules.Digits(cur))
 
+	days := max(len(n.Days), 1)
 	plotW := float64(ch.PlotRight - ch.PlotLeft)
 	plotH := float64(ch.Baseline - chartTop)
-	slot := plotW / chartDays
-	bar := math.Floor(slot*0.4*10) / 10
+	slot := plotW / float64(days)
+	bar := max(math.Floor(slot*0.4*10)/10, 0.3)
 	ch.SlotWidth = round1(slot)
 	y := func(minor int64) float64 {
 		if minor <= 0 {
@@ -138,34 +164,35 @@ func buildChart(cur string, since time.Time, daily []store.DailyTotal) *salesCha
 		v := scale * int64(i) / chartTicks
 		ch.Grid = append(ch.Grid, chartGridLine{Y: round1(y(v)), Label: axisLabel(rules.Money{Minor: v, Currency: cur})})
 	}
-	for i := 0; i < chartDays; i++ {
-		day := since.AddDate(0, 0, i)
-		d := byDay[day.Format("2006-01-02")]
-		left := float64(ch.PlotLeft) + slot*float64(i)
+	every := chartLabelEvery(days, width)
+	for i, d := range n.Days {
+		day, _ := time.Parse(time.DateOnly, d.Day)
+		sales, rewards := sumIn(d.Revenue, cur), sumIn(d.Rewards, cur)
+		x := float64(ch.PlotLeft) + slot*float64(i)
 		cd := chartDay{
 			BarWidth: bar,
-			SalesX:   round1(left + slot/2 - bar),
-			RewardsX: round1(left + slot/2),
-			LabelX:   round1(left + slot/2),
-			SlotX:    round1(left),
-			Sales:    rules.Money{Minor: d.SalesMinor, Currency: cur},
-			Rewards:  rules.Money{Minor: d.RewardsMinor, Currency: cur},
+			SalesX:   round1(x + slot/2 - bar),
+			RewardsX: round1(x + slot/2),
+			LabelX:   round1(x + slot/2),
+			SlotX:    round1(x),
+			Sales:    rules.Money{Minor: sales, Currency: cur},
+			Rewards:  rules.Money{Minor: rewards, Currency: cur},
 		}
-		cd.SalesY, cd.RewardsY = round1(y(d.SalesMinor)), round1(y(d.RewardsMinor))
+		cd.SalesY, cd.RewardsY = round1(y(sales)), round1(y(rewards))
 		cd.SalesH, cd.RewardsH = round1(float64(ch.Baseline)-cd.SalesY), round1(float64(ch.Baseline)-cd.RewardsY)
 		cd.HasSales, cd.HasRewards = cd.SalesH > 0, cd.RewardsH > 0
 		// Keep a sliver visible for tiny but real amounts.
-		if d.SalesMinor > 0 && cd.SalesH < 1.5 {
+		if sales > 0 && cd.SalesH < 1.5 {
 			cd.SalesY, cd.SalesH = float64(ch.Baseline)-1.5, 1.5
 		}
-		if d.RewardsMinor > 0 && cd.RewardsH < 1.5 {
+		if rewards > 0 && cd.RewardsH < 1.5 {
 			cd.RewardsY, cd.RewardsH = float64(ch.Baseline)-1.5, 1.5
 		}
-		if i%5 == 0 || i == chartDays-1 {
+		if i%every == 0 {
 			cd.Label = day.Format("2 Jan")
 		}
 		cd.Title = fmt.Sprintf("%s: sales %s, rewards %s, %d transaction(s)", day.Format("Mon 2 Jan"),
-			formatMoney(cd.Sales), formatMoney(cd.Rewards), d.Transactions)
+			formatMoney(cd.Sales), formatMoney(cd.Rewards), d.Sales)
 		ch.Days = append(ch.Days, cd)
 	}
 	return ch

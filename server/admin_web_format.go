@@ -36,6 +36,9 @@ func formatTime(t time.Time) string {
 
 func formatDate(t time.Time) string { return t.UTC().Format("2 Jan 2006") }
 
+// formatClock is the time of day of t, for a table's second line.
+func formatClock(t time.Time) string { return t.UTC().Format("15:04") + " UTC" }
+
 var templateFuncs = template.FuncMap{
 	"money":    formatMoney,
 	"datetime": formatTime,
@@ -43,6 +46,13 @@ var templateFuncs = template.FuncMap{
 	"join":     strings.Join,
 	"add":      func(a, b int) int { return a + b },
 	"errtext":  errorText,
+	// Issue 14's pages (admin_web_reports.go).
+	"clock":       formatClock,
+	"moneys":      moneys,
+	"percent":     percent,
+	"rangesuffix": rangeSuffix,
+	"hasquery":    func(s string) bool { return strings.Contains(s, "?") },
+	"pathescape":  url.PathEscape,
 	// Coupon codes (admin_web_coupons.go).
 	"attribution": attributionText,
 	"unusedcode":  unusedCode,

@@ -149,6 +149,11 @@ func programFormInput(c *fiber.Ctx, section string, p *store.Program) (*programJ
 			return nil, st, err
 		}
 		in.Commission = &comm
+	case "landing":
+		// Where referral links point (aff.go); checked as the admin API's.
+		v := strings.TrimSpace(c.FormValue("landing_url"))
+		st.Landing = &v
+		in.LandingURL = &v
 	case "stripe-secret", "paddle-secret":
 		// A gateway's webhook secret, pasted from its dashboard.
 		v := strings.TrimSpace(c.FormValue("secret"))

@@ -3,10 +3,12 @@ package server
 import (
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/potrack/potrack/rules"
 	"github.com/potrack/potrack/store"
 	"github.com/potrack/potrack/tracking"
 )
@@ -18,25 +20,42 @@ import (
 // --- programs ---
 
 type programsData struct {
-	Programs []*programView
+	Programs []overviewRow // with their numbers over Range (admin_web_reports.go)
+	Range    rangePick
+	// Archived: the page lists the archived programs; Hidden is how many
+	// programs the other list has.
+	Archived bool
+	Hidden   int
 	Name     string
 	Currency string
 	Error    *Error
 }
 
 func (s *Server) programsPage(c *fiber.Ctx, sess *session) error {
-	return s.renderPrograms(c, sess, fiber.StatusOK, programsData{Currency: "USD"})
+	flash := ""
+	if id := c.Query("archived"); id != "" {
+		if p, err := s.store.Program(c.UserContext(), id); err == nil {
+			flash = "Program " + p.Name + " archived. Its script, API key and webhooks keep working; restore it from Archived programs."
+		}
+	}
+	return s.renderPrograms(c, sess, fiber.StatusOK, programsData{Currency: "USD"}, flash)
 }
 
-func (s *Server) renderPrograms(c *fiber.Ctx, sess *session, status int, d programsData) error {
-	list, err := s.store.Programs(c.UserContext())
-	if err != nil {
+func (s *Server) renderPrograms(c *fiber.Ctx, sess *session, status int, d programsData, flash ...string) error {
+	d.Range = webRange(c, false)
+	d.Archived = c.Query("show") == "archived"
+	var err error
+	if d.Programs, d.Hidden, err = s.overviewRows(c, d.Range.Range, d.Archived); err != nil {
 		return err
 	}
-	for _, p := range list {
-		d.Programs = append(d.Programs, s.viewProgram(c, p))
+	if status == fiber.StatusOK {
+		status = pageStatus(d.Range.Error)
 	}
-	return s.render(c, status, "programs", sess, &pageData{Title: "Programs", Data: d})
+	title := "Programs"
+	if d.Archived {
+		title = "Archived programs"
+	}
+	return s.render(c, status, "programs", sess, &pageData{Title: title, Flash: strings.Join(flash, ""), Data: d})
 }
 
 func (s *Server) createProgramForm(c *fiber.Ctx, sess *session) error {
@@ -51,7 +70,9 @@ func (s *Server) createProgramForm(c *fiber.Ctx, sess *session) error {
 	if err != nil {
 		return err
 	}
-	return s.renderProgram(c, sess, fiber.StatusCreated, p, programState{
+	// Post/redirect/get: reloading the page that shows the secrets makes
+	// no second program (admin_web_once.go).
+	return s.showOnce(c, sess, p.ID, &shownOnce{
 		Flash: "Program created. Copy the secrets below now: they are not shown again.",
 		Secrets: []shownSecret{
 			{"API key", v.APIKey, "For the REST API: Authorization: Bearer <key>."},
@@ -86,12 +107,14 @@ func (s *Server) webProgram(c *fiber.Ctx) (*store.Program, error) {
 type programState struct {
 	Flash   string
 	Secrets []shownSecret
+	Notice  string // a note that is not a success (secrets already shown)
 	Section string // the card the error belongs to
 	Error   *Error
 	Origin  string         // the origin being added, when it was refused
 	General *generalForm   // the settings as entered, when refused
 	Script  *scriptForm    // the script's settings as entered, when refused
 	Comm    commissionForm // the commission as entered, when refused
+	Landing *string        // the landing page as entered, when refused
 }
 
 // FieldError is the refused form's error when it is about field (or an
@@ -130,6 +153,13 @@ type programData struct {
 	General    generalForm
 	Script     scriptForm
 	ParamsText string
+	Archived   bool
+	Refusals   *refusalsView // what /collect refused in the last 24 h (refusals.go)
+	// Where referral links lead now (the landing page, else the first
+	// exact origin; "" for nowhere), the landing page's field as shown,
+	// and what a partner's links look like.
+	Landing, LandingField string
+	ExampleLink, AffLink  string
 }
 
 var savedMessages = map[string]string{
@@ -140,6 +170,8 @@ var savedMessages = map[string]string{
 	"commission": "Commission rules saved. They apply to sales recorded from now on.",
 	"stripe":     "Stripe webhook secret saved. Events Stripe signs with it are accepted from now on.",
 	"paddle":     "Paddle webhook secret saved. Notifications Paddle signs with it are accepted from now on.",
+	"restored":   "Program restored: it is on the programs list again.",
+	"landing":    "Landing page saved. Partners' referral links point to it from now on.",
 }
 
 func (s *Server) programPage(c *fiber.Ctx, sess *session) error {
@@ -147,7 +179,19 @@ func (s *Server) programPage(c *fiber.Ctx, sess *session) error {
 	if err != nil {
 		return err
 	}
-	return s.renderProgram(c, sess, fiber.StatusOK, p, programState{Flash: savedMessages[c.Query("saved")]})
+	st := programState{Flash: savedMessages[c.Query("saved")]}
+	if id := c.Query("shown"); id != "" {
+		v, err := s.takeShown(c, sess, id)
+		if err != nil {
+			return err
+		}
+		if v != nil {
+			st.Flash, st.Secrets = v.Flash, v.Secrets
+		} else {
+			st.Notice = shownAgain
+		}
+	}
+	return s.renderProgram(c, sess, fiber.StatusOK, p, st)
 }
 
 func (s *Server) renderProgram(c *fiber.Ctx, sess *session, status int, p *store.Program, st programState) error {
@@ -161,6 +205,18 @@ func (s *Server) renderProgram(c *fiber.Ctx, sess *session, status int, p *store
 	}
 	if st.Section == "commission" {
 		d.Commission = st.Comm
+	}
+	d.Landing, d.LandingField = landingPage(p), p.LandingURL
+	if st.Landing != nil {
+		d.LandingField = *st.Landing
+	}
+	d.ExampleLink, d.AffLink = referralLink(d.Landing, p, "PARTNER_KEY"), s.affLink(c, p, "PARTNER_KEY")
+	var err error
+	if d.Archived, err = s.archived(c, p.ID); err != nil {
+		return err
+	}
+	if d.Refusals, err = s.programRefusals(c, p, defaultRefusalHours); err != nil {
+		return err
 	}
 	return s.render(c, status, "program", sess, &pageData{Title: p.Name, Program: v, Tab: "setup", Flash: st.Flash, Data: d})
 }
@@ -207,12 +263,8 @@ func (s *Server) rotateSecretForm(c *fiber.Ctx, sess *session) error {
 	if err != nil {
 		return err
 	}
-	label := map[store.Secret]string{
-		store.SecretAPIKey:        "New API key",
-		store.SecretSigningSecret: "New signing secret",
-		store.SecretWebhookSecret: "New Stripe webhook secret",
-	}[which]
-	return s.renderProgram(c, sess, fiber.StatusOK, p, programState{
+	label := "New " + rotations[which].Name
+	return s.showOnce(c, sess, p.ID, &shownOnce{
 		Flash:   label + " made. The old one stopped working just now; copy the new one below, it is not shown again.",
 		Secrets: []shownSecret{{label, value, ""}},
 	})
@@ -224,6 +276,11 @@ type partnerRow struct {
 	*store.Partner
 	Link  string
 	Codes []*store.Coupon
+	// The partner's numbers over the page's range (admin_web_reports.go).
+	Numbers          *store.PartnerNumbers
+	Revenue, Rewards []rules.Money
+	Conversion       string
+	Page             string // the partner's own page
 }
 
 type partnersData struct {
@@ -236,6 +293,13 @@ type partnersData struct {
 	LinkBase string
 	Coupon   couponFormData // the add-a-code form (admin_web_coupons.go)
 	Page     int
+	// The list's range, search and sort (issue 14), and its exports.
+	Range       rangePick
+	Search      string
+	Sort        []sortHeader
+	FilterError *Error
+	ExportCSV   string
+	ExportClick string
 }
 
 func (s *Server) partnersPage(c *fiber.Ctx, sess *session) error {
@@ -253,14 +317,35 @@ func (s *Server) partnersPage(c *fiber.Ctx, sess *session) error {
 
 func (s *Server) renderPartners(c *fiber.Ctx, sess *session, status int, p *store.Program, d partnersData, flash string) error {
 	page := pageNumber(c)
-	list, total, err := s.store.Partners(c.UserContext(), p.ID, webPageSize, (page-1)*webPageSize)
+	d.Range = webRange(c, false)
+	q, err := partnerQueryOver(c, p, d.Range.Range)
+	if err != nil {
+		// A sort or search the list cannot take: say so, list them all.
+		d.FilterError = asError(err)
+		q = store.PartnerQuery{ProgramID: p.ID, Range: d.Range.Range, Sort: store.SortRevenue, Desc: true}
+	}
+	d.Search, d.Sort = q.Search, sortHeaders(c, q)
+	q.Limit, q.Offset = webPageSize, (page-1)*webPageSize
+	list, total, err := s.store.PartnerNumbers(c.UserContext(), q)
 	if err != nil {
 		return err
 	}
+	exportQ := d.Range.APIQuery()
+	if q.Search != "" {
+		exportQ.Set("q", q.Search)
+	}
+	clicksQ := d.Range.APIQuery()
+	exportQ.Set("sort", q.Sort)
+	exportQ.Set("order", order(q.Desc))
+	d.ExportCSV, d.ExportClick = exportURL(p.ID, "partners", exportQ), exportURL(p.ID, "clicks", clicksQ)
 	base := s.referralBase(c, p)
 	d.LinkBase = base
-	for _, pa := range list {
-		d.Partners = append(d.Partners, partnerRow{Partner: pa, Link: referralLink(base, p, pa.Key)})
+	for _, n := range list {
+		pa := &n.Partner
+		d.Partners = append(d.Partners, partnerRow{Partner: pa, Link: referralLink(base, p, pa.Key),
+			Numbers: n, Revenue: mainFirst(n.Revenue, p.Currency), Rewards: mainFirst(n.Rewards, p.Currency),
+			Conversion: percent(n.Conversion),
+			Page:       "/admin/programs/" + url.PathEscape(p.ID) + "/partners/" + url.PathEscape(pa.Key) + rangeSuffix(d.Range)})
 	}
 	if err := s.partnersWithCodes(c, p, d.Partners); err != nil {
 		return err
@@ -271,28 +356,57 @@ func (s *Server) renderPartners(c *fiber.Ctx, sess *session, status int, p *stor
 		return err
 	}
 	v := s.viewProgram(c, p)
+	if status == fiber.StatusOK {
+		status = pageStatus(d.Range.Error, d.FilterError)
+	}
 	return s.render(c, status, "partners", sess, &pageData{Title: "Partners · " + p.Name, Program: v, Tab: "partners", Flash: flash, Data: d})
 }
 
-// referralBase is the site a referral link points at: the merchant's first
-// exact allowed origin, or this server when there is none yet.
-func (s *Server) referralBase(c *fiber.Ctx, p *store.Program) string {
-	for _, o := range p.AllowedOrigins {
-		if !strings.Contains(o, "*") {
-			return o
-		}
-	}
-	return s.publicURL(c)
+// referralBase is the page a referral link points at: the program's
+// landing_url, else its first exact allowed origin, else "" (no link yet:
+// potrack's own root is no page for a visitor). It takes c for callers
+// that once fell back to this server.
+func (s *Server) referralBase(_ *fiber.Ctx, p *store.Program) string {
+	return landingPage(p)
 }
 
+// landingPage is where p's referral links, and /aff/KEY, lead (aff.go).
+func landingPage(p *store.Program) string {
+	if p.LandingURL != "" {
+		return p.LandingURL
+	}
+	for _, o := range p.AllowedOrigins {
+		if !strings.Contains(o, "*") {
+			return o + "/"
+		}
+	}
+	return ""
+}
+
+// referralLink is base (a landing page or an origin) with the program's
+// first referral parameter set to key; "" without a base.
 func referralLink(base string, p *store.Program, key string) string {
+	if base == "" {
+		return ""
+	}
 	param := "aff"
 	if len(p.ReferralParams) > 0 {
 		param = p.ReferralParams[0]
 	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	q := u.Query()
+	q.Set(param, key)
 	// %20 rather than +: both mean a space in a query, but %20 survives
-	// being pasted into places that do not decode +.
-	return base + "/?" + url.QueryEscape(param) + "=" + strings.ReplaceAll(url.QueryEscape(key), "+", "%20")
+	// being pasted into places that do not decode +. Encode writes a
+	// literal + as %2B, so every + it writes is a space.
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
+	return u.String()
 }
 
 func (s *Server) createPartnerForm(c *fiber.Ctx, sess *session) error {
@@ -339,82 +453,122 @@ func (s *Server) createPartnerForm(c *fiber.Ctx, sess *session) error {
 type customersData struct {
 	Customers []*store.Customer
 	Pager     pager
+	// The list's range (all time by default), search and partner filter
+	// (issue 14), and its export.
+	Range       rangePick
+	Search      string
+	Partner     string
+	FilterError *Error
+	Export      string
 }
+
+// Filtered reports whether the list is narrowed by anything.
+func (d customersData) Filtered() bool { return d.Search != "" || d.Partner != "" || !d.Range.All }
 
 func (s *Server) customersPage(c *fiber.Ctx, sess *session) error {
 	p, err := s.webProgram(c)
 	if err != nil {
 		return err
 	}
+	d := customersData{Range: webRange(c, true)}
+	f, err := customerFilterOver(c, p, d.Range.Range)
+	if err != nil {
+		d.FilterError = asError(err)
+		f = store.CustomerFilter{ProgramID: p.ID, From: d.Range.Range.From, To: d.Range.Range.To}
+	}
+	d.Search, d.Partner = f.Search, f.PartnerKey
 	page := pageNumber(c)
-	list, total, err := s.store.Customers(c.UserContext(), p.ID, webPageSize, (page-1)*webPageSize)
+	f.Limit, f.Offset = webPageSize, (page-1)*webPageSize
+	list, total, err := s.store.SearchCustomers(c.UserContext(), f)
 	if err != nil {
 		return err
 	}
-	d := customersData{Customers: list, Pager: newPager(c, page, total, len(list))}
+	d.Customers, d.Pager = list, newPager(c, page, total, len(list))
 	if done, err := pastTheEnd(c, d.Pager); done {
 		return err
 	}
-	return s.render(c, fiber.StatusOK, "customers", sess, &pageData{Title: "Customers · " + p.Name,
+	q := d.Range.APIQuery()
+	for k, v := range map[string]string{"q": f.Search, "partner": f.PartnerKey} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	d.Export = exportURL(p.ID, "customers", q)
+	return s.render(c, pageStatus(d.Range.Error, d.FilterError), "customers", sess, &pageData{Title: "Customers · " + p.Name,
 		Program: s.viewProgram(c, p), Tab: "customers", Data: d})
 }
 
 // --- transactions ---
 
+// transactionFilter is the list's filters as the form shows them.
 type transactionFilter struct {
-	Partner, Source, Status string
+	Partner, Source, Status, Verified string
 }
 
-func (f transactionFilter) Active() bool { return f.Partner != "" || f.Source != "" || f.Status != "" }
+func (f transactionFilter) Active() bool {
+	return f.Partner != "" || f.Source != "" || f.Status != "" || f.Verified != ""
+}
 
 type transactionsData struct {
 	Transactions []*store.Transaction
+	Table        txTable
 	Pager        pager
 	Filter       transactionFilter
+	FilterError  *Error
 	Partners     []*store.Partner // for the filter's suggestions
 	Chart        *salesChart
+	Range        rangePick
+	Export       string
 }
 
+// transactionsPage shows the chart, the totals per partner and the list,
+// all over the page's range (the last 30 days unless picked), the list
+// filtered as the admin API's (transactionFilterOver).
 func (s *Server) transactionsPage(c *fiber.Ctx, sess *session) error {
 	p, err := s.webProgram(c)
 	if err != nil {
 		return err
 	}
-	f := transactionFilter{Partner: strings.TrimSpace(c.Query("partner"))}
-	// Unknown values would filter everything away without saying why.
-	if src := c.Query("source"); src == store.SourceAPI || src == store.SourceJS || src == store.SourceGateway {
-		f.Source = src
+	d := transactionsData{Range: webRange(c, false)}
+	f, err := transactionFilterOver(c, p, d.Range.Range)
+	if err != nil {
+		// A filter the list cannot take is shown, and not applied.
+		d.FilterError = asError(err)
+		f = store.TransactionFilter{ProgramID: p.ID, From: d.Range.Range.From, To: d.Range.Range.To}
 	}
-	if st := c.Query("status"); st == store.StatusOK || st == store.StatusRefunded {
-		f.Status = st
+	d.Filter = transactionFilter{Partner: f.PartnerKey, Source: f.Source, Status: f.Status}
+	if f.Verified != nil {
+		d.Filter.Verified = strconv.FormatBool(*f.Verified)
 	}
 	page := pageNumber(c)
-	list, total, err := s.store.Transactions(c.UserContext(), store.TransactionFilter{
-		ProgramID: p.ID, PartnerKey: f.Partner, Source: f.Source, Status: f.Status,
-		Limit: webPageSize, Offset: (page - 1) * webPageSize,
-	})
+	f.Limit, f.Offset = webPageSize, (page-1)*webPageSize
+	list, total, err := s.store.Transactions(c.UserContext(), f)
 	if err != nil {
 		return err
 	}
-	pg := newPager(c, page, total, len(list))
-	if done, err := pastTheEnd(c, pg); done {
+	d.Pager = newPager(c, page, total, len(list))
+	if done, err := pastTheEnd(c, d.Pager); done {
 		return err
 	}
-	partners, _, err := s.store.Partners(c.UserContext(), p.ID, 200, 0)
-	if err != nil {
+	d.Transactions, d.Table = list, txTable{ProgramID: p.ID, ID: "transactions", Rows: list}
+	if d.Partners, _, err = s.store.Partners(c.UserContext(), p.ID, 200, 0); err != nil {
 		return err
 	}
-	chart, err := s.salesChart(c, p)
-	if err != nil {
+	if d.Chart, err = s.salesChart(c, p, d.Range.Range); err != nil {
 		return err
 	}
-	d := transactionsData{Transactions: list, Pager: pg, Filter: f,
-		Partners: partners, Chart: chart}
+	q := d.Range.APIQuery()
+	for k, v := range map[string]string{"partner": f.PartnerKey, "source": f.Source, "status": f.Status, "verified": d.Filter.Verified} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	d.Export = exportURL(p.ID, "transactions", q)
 	flash := ""
 	if c.Query("refunded") == "1" {
 		flash = "The transaction was refunded and its partner's reward reversed."
 	}
-	return s.render(c, fiber.StatusOK, "transactions", sess, &pageData{Title: "Transactions · " + p.Name,
+	return s.render(c, pageStatus(d.Range.Error, d.FilterError), "transactions", sess, &pageData{Title: "Transactions · " + p.Name,
 		Program: s.viewProgram(c, p), Tab: "transactions", Flash: flash, Data: d})
 }
 

@@ -154,7 +154,11 @@ func (s *Server) loginPage(c *fiber.Ctx) error {
 	if sess != nil {
 		return c.Redirect(next, fiber.StatusSeeOther)
 	}
-	return s.render(c, fiber.StatusOK, "login", nil, &pageData{Title: "Sign in", Data: loginData{Next: next}})
+	flash := ""
+	if c.Query("signed_out") == "1" {
+		flash = "You are signed out. Sign in again with the admin token."
+	}
+	return s.render(c, fiber.StatusOK, "login", nil, &pageData{Title: "Sign in", Flash: flash, Data: loginData{Next: next}})
 }
 
 type loginData struct {
@@ -199,10 +203,16 @@ func (s *Server) logout(c *fiber.Ctx) error {
 	}
 	if sess != nil {
 		hash := hashSecret(sess.token)
-		if err := s.store.Write(c.UserContext(), func(tx *store.Tx) error { return tx.DeleteAdminSession(hash) }); err != nil {
+		err := s.store.Write(c.UserContext(), func(tx *store.Tx) error {
+			if err := tx.DeleteShownOnceOf(hash); err != nil {
+				return err
+			}
+			return tx.DeleteAdminSession(hash)
+		})
+		if err != nil {
 			return s.errorPage(c, err)
 		}
 	}
 	s.setSessionCookie(c, "", time.Unix(1, 0))
-	return c.Redirect("/admin/login", fiber.StatusSeeOther)
+	return c.Redirect("/admin/login?signed_out=1", fiber.StatusSeeOther)
 }

@@ -265,13 +265,13 @@ func TestAdminWebRequiresCSRF(t *testing.T) {
 	})
 	t.Run("signing out without a session goes to the sign-in page", func(t *testing.T) {
 		r := ts.request("POST", "/admin/logout", "", "Content-Type", "application/x-www-form-urlencoded")
-		if r.Status != 303 || r.Header.Get("Location") != "/admin/login" {
+		if r.Status != 303 || r.Header.Get("Location") != "/admin/login?signed_out=1" {
 			t.Fatalf("sign out without a session: %d %s", r.Status, r.Header.Get("Location"))
 		}
 	})
 	t.Run("sign-out ends the session in the browser", func(t *testing.T) {
 		r := other.post("/admin/logout", nil)
-		if r.Status != 303 || r.Header.Get("Location") != "/admin/login" {
+		if r.Status != 303 || r.Header.Get("Location") != "/admin/login?signed_out=1" {
 			t.Fatalf("sign out: %d %s", r.Status, r.Header.Get("Location"))
 		}
 		if c := sessionCookieOf(r); c != "" {
@@ -314,9 +314,10 @@ func TestAdminWebEscapesWhatItShows(t *testing.T) {
 	w := ts.signIn()
 	const evil = `<script>alert(1)</script>`
 	r := w.post("/admin/programs", url.Values{"name": {evil}})
-	if r.Status != 201 {
+	if r.Status != 303 {
 		t.Fatalf("create program: %d %s", r.Status, r.Body)
 	}
+	r = w.get(r.Header.Get("Location"))
 	var id string
 	if m := regexp.MustCompile(`/admin/programs/([a-z0-9]+)/partners`).FindStringSubmatch(r.Body); m != nil {
 		id = m[1]
@@ -444,13 +445,41 @@ func TestAdminWebRotateSecret(t *testing.T) {
 	ts := newTestServer(t)
 	w := ts.signIn()
 	p := ts.createProgram("")
-	r := w.post("/admin/programs/"+p.ID+"/rotate", url.Values{"secret": {"api_key"}})
-	if r.Status != 200 {
-		t.Fatalf("rotate: %d %s", r.Status, r.Body)
+	// The Keys card's button asks first, on a page of its own; asking
+	// changes nothing.
+	confirm := w.get("/admin/programs/" + p.ID + "/rotate?secret=api_key")
+	if confirm.Status != 200 || !strings.Contains(confirm.Body, "Make a new API key?") || !strings.Contains(confirm.Body, `id="confirm-rotate"`) ||
+		!strings.Contains(confirm.Body, `name="secret" value="api_key"`) {
+		t.Fatalf("confirmation page: %d %s", confirm.Status, confirm.Body)
 	}
+	if got := ts.api(p, "GET", "/v1/transactions", "").Status; got != 200 {
+		t.Fatalf("the confirmation page changed the key: %d", got)
+	}
+	if r := w.get("/admin/programs/" + p.ID + "/rotate?secret=admin"); r.Status != 404 {
+		t.Errorf("confirmation of an unknown secret: %d, want 404", r.Status)
+	}
+	// Confirmed: post, then redirect to the page that shows the key once.
+	r := w.post("/admin/programs/"+p.ID+"/rotate", url.Values{"secret": {"api_key"}})
+	if r.Status != 303 || !strings.Contains(r.Header.Get("Location"), "?shown=") {
+		t.Fatalf("rotate: %d %s %s", r.Status, r.Header.Get("Location"), r.Body)
+	}
+	shown := r.Header.Get("Location")
+	r = w.get(shown)
 	m := regexp.MustCompile(`<code id="secret-0" class="secret">(pk_[a-z0-9]+)</code>`).FindStringSubmatch(r.Body)
 	if m == nil {
 		t.Fatalf("the new API key is not shown:\n%s", r.Body)
+	}
+	// The slot holds the key sealed: the database never has it in clear.
+	if n := ts.count(`SELECT count(*) FROM shown_once`); n != 0 {
+		t.Errorf("%d shown-once slots left after the page showed them", n)
+	}
+	// Reloading shows a note, not the key, and rotates nothing.
+	again := w.get(shown)
+	if strings.Contains(again.Body, m[1]) || !strings.Contains(again.Body, "shown once and are not shown again") {
+		t.Errorf("reloading the page shows the key again or no note:\n%s", again.Body)
+	}
+	if got := ts.api(testProgram{APIKey: m[1]}, "GET", "/v1/transactions", "").Status; got != 200 {
+		t.Errorf("the key shown stopped working after the reload: %d", got)
 	}
 	if got := ts.api(p, "GET", "/v1/transactions", "").Status; got != 401 {
 		t.Errorf("old key: %d, want 401", got)
@@ -501,11 +530,14 @@ func TestAdminWebPartners(t *testing.T) {
 	if n := ts.count(`SELECT count(*) FROM partners WHERE program_id = ?`, p.ID); n != 2 {
 		t.Errorf("%d partners stored, want 2", n)
 	}
-	t.Run("link falls back to the public URL", func(t *testing.T) {
+	// Without a page to land on there is no link: potrack's own root is
+	// no page for a visitor (it was one, a JSON 404).
+	t.Run("no link without a landing page", func(t *testing.T) {
 		q := ts.createProgram(`{"name":"No origins"}`)
 		w.post("/admin/programs/"+q.ID+"/partners", url.Values{"key": {"zed"}})
-		if body := w.get("/admin/programs/" + q.ID + "/partners").Body; !strings.Contains(body, "http://example.com/?aff=zed") {
-			t.Errorf("no link on this server:\n%s", body)
+		body := w.get("/admin/programs/" + q.ID + "/partners").Body
+		if strings.Contains(body, "http://example.com/?aff=zed") || !strings.Contains(body, "No landing page yet") || !strings.Contains(body, `id="no-landing"`) {
+			t.Errorf("a link to this server, or no word of the missing landing page:\n%s", body)
 		}
 	})
 }
@@ -528,7 +560,7 @@ func TestAdminWebListsPaginate(t *testing.T) {
 	if !strings.Contains(second.Body, "26–28 of 28") {
 		t.Fatalf("second page:\n%s", second.Body)
 	}
-	if got := strings.Count(second.Body, `data-copy="link-`); got != 3 {
+	if got := strings.Count(second.Body, `<tr data-partner=`); got != 3 {
 		t.Errorf("second page shows %d partners, want 3", got)
 	}
 	if r := w.get("/admin/programs/" + p.ID + "/partners?page=-1"); r.Status != 200 {
@@ -583,23 +615,36 @@ func TestAdminWebTransactionsAndRefund(t *testing.T) {
 	base := "/admin/programs/" + p.ID
 
 	page := w.get(base + "/transactions")
-	for _, want := range []string{`data-key="order-1"`, "$25.00", "$5.00", "to alice", "Paid", `id="total-sales">$35.00`, `id="total-rewards">$5.00`, "<svg", `class="bar-sales"`, `id="partner-totals"`} {
+	for _, want := range []string{`data-key="order-1"`, "$25.00", "$5.00", "to alice", ">Completed<", `id="total-sales">$35.00`, `id="total-rewards">$5.00`, "<svg", `class="bar-sales"`, `id="partner-totals"`} {
 		if !strings.Contains(page.Body, want) {
 			t.Errorf("transactions page lacks %q", want)
 		}
 	}
-	filters := map[string][]string{
-		"?partner=alice":       {"order-1"},
-		"?source=api":          {"order-1", "unreferred"},
-		"?source=js":           {},
-		"?status=refunded":     {},
-		"?partner=nobody":      {},
-		"?source=<b>&status=x": {"order-1", "unreferred"}, // unknown values do not filter
+	filters := map[string]struct {
+		rows   []string
+		status int
+	}{
+		"?partner=alice":                    {[]string{"order-1"}, 200},
+		"?source=api":                       {[]string{"order-1", "unreferred"}, 200},
+		"?source=js":                        {nil, 200},
+		"?status=refunded":                  {nil, 200},
+		"?status=ok":                        {[]string{"order-1", "unreferred"}, 200},
+		"?verified=true":                    {[]string{"order-1", "unreferred"}, 200},
+		"?verified=false":                   {nil, 200},
+		"?partner=nobody":                   {nil, 200},
+		"?days=7":                           {[]string{"order-1", "unreferred"}, 200},
+		"?from=2020-01-01&until=2020-01-31": {nil, 200},
+		// A value the list cannot take is said, and filters nothing.
+		"?source=<b>&status=x": {[]string{"order-1", "unreferred"}, 422},
+		"?days=0":              {[]string{"order-1", "unreferred"}, 422},
 	}
 	for q, want := range filters {
-		body := w.get(base + "/transactions" + q).Body
-		if got := strings.Count(body, "data-key="); got != len(want) {
-			t.Errorf("%s: %d rows, want %d", q, got, len(want))
+		r := w.get(base + "/transactions" + q)
+		if got := strings.Count(r.Body, "data-key="); got != len(want.rows) || r.Status != want.status {
+			t.Errorf("%s: %d rows (status %d), want %d (%d)", q, got, r.Status, len(want.rows), want.status)
+		}
+		if want.status == 422 && !strings.Contains(r.Body, `role="alert"`) {
+			t.Errorf("%s: no error shown", q)
 		}
 	}
 

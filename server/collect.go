@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
@@ -362,9 +363,12 @@ func (s *Server) collectClick(c *fiber.Ctx, p *store.Program, call *collectCall,
 	if err != nil {
 		return 0, collectAnswer{}, err
 	}
-	err = s.store.RecordClick(c.UserContext(), store.Click{ProgramID: p.ID, PartnerID: partner.ID, URL: call.URL, Referrer: call.Referrer})
-	if err != nil {
-		return 0, collectAnswer{}, err
+	// A landing reached through /aff/KEY was recorded there (aff.go).
+	if !affClickRecorded(p, call.URL, partner.Key, time.Now()) {
+		err = s.store.RecordClick(c.UserContext(), store.Click{ProgramID: p.ID, PartnerID: partner.ID, URL: call.URL, Referrer: call.Referrer})
+		if err != nil {
+			return 0, collectAnswer{}, err
+		}
 	}
 	answer := collectAnswer{Status: "created", Partner: partner.Key,
 		CookieDays: p.CookieDays, Attribution: p.Attribution}

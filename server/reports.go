@@ -216,11 +216,18 @@ func viewPartnerNumbers(n *store.PartnerNumbers) *partnerNumbersView {
 // or part of a name), sort (one of store.PartnerSortKeys, default
 // revenue) and order (asc or desc; desc by default, asc for key and name).
 func partnerQuery(c *fiber.Ctx, p *store.Program) (store.PartnerQuery, error) {
-	q := store.PartnerQuery{ProgramID: p.ID, Sort: store.SortRevenue}
-	var err error
-	if q.Range, err = dateRange(c, false); err != nil {
-		return q, err
+	r, err := dateRange(c, false)
+	if err != nil {
+		return store.PartnerQuery{ProgramID: p.ID, Sort: store.SortRevenue}, err
 	}
+	return partnerQueryOver(c, p, r)
+}
+
+// partnerQueryOver reads the partners list's query but its range, which
+// is r (the admin page reads its own, admin_web_range.go).
+func partnerQueryOver(c *fiber.Ctx, p *store.Program, r store.Range) (store.PartnerQuery, error) {
+	q := store.PartnerQuery{ProgramID: p.ID, Sort: store.SortRevenue, Range: r}
+	var err error
 	if q.Search, err = searchQuery(c); err != nil {
 		return q, err
 	}
@@ -318,9 +325,48 @@ type partnerDetailView struct {
 	TransactionsTotal  int                `json:"transactions_total"`
 }
 
+// partnerParts is what a partner's page shows, as the store has it: the
+// admin API's answer (partnerDetail) and the admin page's partner page
+// are made from it.
+type partnerParts struct {
+	Partner           *store.Partner
+	Numbers           *store.PartnerNumbers
+	Funnel            []store.FunnelDay
+	Codes             []*store.Coupon
+	Customers         []*store.Customer
+	CustomersTotal    int
+	Transactions      []*store.Transaction
+	TransactionsTotal int
+	Link              string
+}
+
 // partnerDetail is one partner's page: its numbers and funnel over r, its
 // referral link and codes, and its latest customers and transactions.
 func (s *Server) partnerDetail(c *fiber.Ctx, p *store.Program, key string, r store.Range) (*partnerDetailView, error) {
+	d, err := s.partnerParts(c, p, key, r)
+	if err != nil {
+		return nil, err
+	}
+	v := &partnerDetailView{partnerNumbersView: viewPartnerNumbers(d.Numbers), Range: viewRange(r),
+		Link: d.Link, Codes: []*couponView{}, Funnel: make([]funnelDayView, len(d.Funnel)),
+		LatestCustomers: make([]*customerView, len(d.Customers)), LatestTransactions: make([]*transactionView, len(d.Transactions)),
+		CustomersTotal: d.CustomersTotal, TransactionsTotal: d.TransactionsTotal}
+	for _, k := range d.Codes {
+		v.Codes = append(v.Codes, viewCoupon(k))
+	}
+	for i, f := range d.Funnel {
+		v.Funnel[i] = funnelDayView{f.Day, f.Clicks, f.Customers, f.Sales}
+	}
+	for i, cu := range d.Customers {
+		v.LatestCustomers[i] = viewCustomer(cu)
+	}
+	for i, tr := range d.Transactions {
+		v.LatestTransactions[i] = viewTransaction(tr)
+	}
+	return v, nil
+}
+
+func (s *Server) partnerParts(c *fiber.Ctx, p *store.Program, key string, r store.Range) (*partnerParts, error) {
 	if err := checkText("key", key, maxKeyLen, true); err != nil {
 		return nil, errPartnerMissing
 	}
@@ -355,23 +401,9 @@ func (s *Server) partnerDetail(c *fiber.Ctx, p *store.Program, key string, r sto
 	if err != nil {
 		return nil, err
 	}
-	v := &partnerDetailView{partnerNumbersView: viewPartnerNumbers(nums[0]), Range: viewRange(r),
-		Link: referralLink(s.referralBase(c, p), p, partner.Key), Codes: []*couponView{}, Funnel: make([]funnelDayView, len(funnel)),
-		LatestCustomers: make([]*customerView, len(customers)), LatestTransactions: make([]*transactionView, len(trs)),
-		CustomersTotal: ctotal, TransactionsTotal: ttotal}
-	for _, k := range codes[partner.ID] {
-		v.Codes = append(v.Codes, viewCoupon(k))
-	}
-	for i, d := range funnel {
-		v.Funnel[i] = funnelDayView{d.Day, d.Clicks, d.Customers, d.Sales}
-	}
-	for i, cu := range customers {
-		v.LatestCustomers[i] = viewCustomer(cu)
-	}
-	for i, tr := range trs {
-		v.LatestTransactions[i] = viewTransaction(tr)
-	}
-	return v, nil
+	return &partnerParts{Partner: partner, Numbers: nums[0], Funnel: funnel, Codes: codes[partner.ID],
+		Customers: customers, CustomersTotal: ctotal, Transactions: trs, TransactionsTotal: ttotal,
+		Link: referralLink(s.referralBase(c, p), p, partner.Key)}, nil
 }
 
 // GET /admin/api/programs/{id}/partners/{key}?days|from&to
@@ -400,16 +432,24 @@ func (s *Server) adminPartnerDetail(c *fiber.Ctx) error {
 // customerFilterQuery reads q (a key prefix or part of an email), partner (a
 // key) and the range (optional: all time without one).
 func customerFilterQuery(c *fiber.Ctx, p *store.Program) (store.CustomerFilter, error) {
-	f := store.CustomerFilter{ProgramID: p.ID}
-	var err error
-	if f.Search, err = searchQuery(c); err != nil {
-		return f, err
-	}
-	if f.PartnerKey, err = keyQuery(c, "partner"); err != nil {
+	f, err := customerFilterOver(c, p, store.Range{})
+	if err != nil {
 		return f, err
 	}
 	r, err := dateRange(c, true)
 	f.From, f.To = r.From, r.To
+	return f, err
+}
+
+// customerFilterOver reads the customers list's filters but its range,
+// which is r.
+func customerFilterOver(c *fiber.Ctx, p *store.Program, r store.Range) (store.CustomerFilter, error) {
+	f := store.CustomerFilter{ProgramID: p.ID, From: r.From, To: r.To}
+	var err error
+	if f.Search, err = searchQuery(c); err != nil {
+		return f, err
+	}
+	f.PartnerKey, err = keyQuery(c, "partner")
 	return f, err
 }
 
@@ -459,7 +499,19 @@ var transactionSources = map[string]string{
 // or browser, gateway), status (ok, refunded), verified (true, false) and
 // the range (optional).
 func transactionFilterQuery(c *fiber.Ctx, p *store.Program) (store.TransactionFilter, error) {
-	f := store.TransactionFilter{ProgramID: p.ID}
+	f, err := transactionFilterOver(c, p, store.Range{})
+	if err != nil {
+		return f, err
+	}
+	r, err := dateRange(c, true)
+	f.From, f.To = r.From, r.To
+	return f, err
+}
+
+// transactionFilterOver reads the transactions list's filters but its
+// range, which is r.
+func transactionFilterOver(c *fiber.Ctx, p *store.Program, r store.Range) (store.TransactionFilter, error) {
+	f := store.TransactionFilter{ProgramID: p.ID, From: r.From, To: r.To}
 	var err error
 	for name, dst := range map[string]*string{"key": &f.Key, "customer": &f.CustomerKey, "partner": &f.PartnerKey} {
 		if *dst, err = keyQuery(c, name); err != nil {
@@ -490,9 +542,7 @@ func transactionFilterQuery(c *fiber.Ctx, p *store.Program) (store.TransactionFi
 	default:
 		return f, invalid("verified", "verified must be true or false.")
 	}
-	r, err := dateRange(c, true)
-	f.From, f.To = r.From, r.To
-	return f, err
+	return f, nil
 }
 
 // GET /admin/api/programs/{id}/transactions?key&customer&partner&source&status&verified&days|from&to&page&limit

@@ -122,6 +122,7 @@ func (s *Server) routes() {
 	app.Get("/metrics", s.metrics.handler())
 	app.Get("/js/universal.js", s.script.Handler())
 	app.Get("/po.js", s.script.Handler())
+	app.Get("/aff/:key", s.affRedirect) // a referral link on this host (aff.go)
 
 	v1 := app.Group("/v1", s.requireAPIKey)
 	v1.Post("/partners", s.v1CreatePartner)

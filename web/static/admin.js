@@ -1,4 +1,4 @@
-// Copy buttons: the only script of the admin page. Everything else works
+// Copy buttons and the commission unit: the only script of the admin page. Everything else works
 // without JavaScript; the buttons stay hidden when it does not run.
 (function () {
   'use strict';
@@ -13,6 +13,17 @@
     sel.addRange(range);
     try { return document.execCommand('copy'); } catch (e) { return false; }
   }
+
+  // A commission's unit follows its type (% or the currency); without
+  // script the unit shown is the saved type's and the header names both.
+  document.addEventListener('change', function (ev) {
+    var sel = ev.target;
+    if (!sel.name || !/(^|_)type$/.test(sel.name) || sel.name.indexOf('limit') >= 0) return;
+    var row = sel.closest('tr') || sel.closest('.form-row');
+    var unit = row && row.querySelector('.unit');
+    var ref = document.getElementById('c-unit');
+    if (unit && ref) unit.textContent = sel.value === 'fixed' ? ref.getAttribute('data-fixed') : '%';
+  });
 
   document.addEventListener('click', function (ev) {
     var button = ev.target.closest && ev.target.closest('[data-copy]');

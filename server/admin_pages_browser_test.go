@@ -339,6 +339,16 @@ func TestAdminBrowserPages(t *testing.T) {
 		}
 		shot("transactions")
 
+		// The other tabs and pages, as they are: no sideways scroll.
+		for _, pg := range []struct{ path, ready string }{
+			{base + "/payouts", "#balances"},
+			{base + "/partners/alice/payouts", "#page"},
+			{base + "/webhooks", "#new-endpoint"},
+		} {
+			f.openAt(b, w.width, w.height, pg.path, pg.ready)
+			noSideScroll(t, b, w.name+" "+pg.path)
+		}
+
 		// The confirmation pages.
 		f.openAt(b, w.width, w.height, base+"/rotate?secret=api_key", `#confirm-rotate`)
 		noSideScroll(t, b, w.name+" rotate")
@@ -494,31 +504,70 @@ func TestAdminBrowserFlows(t *testing.T) {
 			if lines := strings.Split(strings.TrimSpace(csv), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[1], "alice,") {
 				t.Errorf("%s: the partners' export is %q", w.name, csv)
 			}
+
+			// Search by typing; sort by a column's head.
+			f.openAt(b, w.width, w.height, "/admin/programs/"+f.p.ID+"/partners", "#f-q")
+			b.Do(chromedp.SendKeys("#f-q", "bartholomew"))
+			clickTo(b, `form[aria-label="Find partners"] button[type=submit]`, `location.search.includes('q=bartholomew') && document.querySelector('#partner-list')`)
+			if got := browsertest.Eval[[]string](b, `[...document.querySelectorAll('#partners tbody tr')].map(r => r.dataset.partner)`); len(got) != 1 || got[0] != "long" {
+				t.Errorf("%s: the search finds %v", w.name, got)
+			}
+			f.openAt(b, w.width, w.height, "/admin/programs/"+f.p.ID+"/partners", "#partners")
+			b.Run(`document.querySelector('#partners thead th:nth-child(2) a').scrollIntoView({block: 'center', inline: 'center'})`)
+			clickTo(b, "#partners thead th:nth-child(2) a", `location.search.includes('sort=clicks') && document.querySelector('#partners tbody tr')`)
+			if got := browsertest.Eval[string](b, `document.querySelector('#partners tbody tr').dataset.partner`); got != "alice" {
+				t.Errorf("%s: sorted by clicks, %s comes first, want alice", w.name, got)
+			}
+
+			// The range picker: 7 days, then a custom range, on the chart.
+			f.openAt(b, w.width, w.height, "/admin/programs/"+f.p.ID+"/transactions", "#range")
+			clickTo(b, `#chart .range-links a[href*="days=7"]`, `location.search.includes('days=7') && document.querySelector('#range-label')`)
+			if got := text(b, "#chart h2"); got != "Last 7 days" {
+				t.Errorf("%s: after 7 days the chart says %q", w.name, got)
+			}
+			if n := browsertest.Eval[int](b, `document.querySelectorAll('#chart svg.chart.wide g.day').length`); n != 7 {
+				t.Errorf("%s: the 7-day chart has %d days", w.name, n)
+			}
+			b.Run(`const f = document.querySelector('#chart form.range-custom');
+			  f.querySelector('[name=from]').value = '2026-01-01'; f.querySelector('[name=until]').value = '2026-01-10';`)
+			clickTo(b, "#chart form.range-custom button", `location.search.includes('until=2026-01-10') && document.querySelector('#chart h2')`)
+			if got := text(b, "#chart h2"); got != "1 Jan 2026 – 10 Jan 2026" {
+				t.Errorf("%s: the custom range's chart says %q", w.name, got)
+			}
+			if n := browsertest.Eval[int](b, `document.querySelectorAll('#chart svg.chart.wide g.day').length`); n != 10 {
+				t.Errorf("%s: the custom range's chart has %d days", w.name, n)
+			}
+
+			// /aff/KEY on potrack's host: the click is recorded once, and
+			// the visitor lands on the shop with the referral, which the
+			// script keeps.
+			partner := map[string]string{"desktop": "alice", "phone": "bob"}[w.name]
+			b.Navigate(f.shopURL + "/")
+			b.Run(`localStorage.clear(); document.cookie = 'partnero_partner=; max-age=0; path=/';`)
+			before := ts.count(`SELECT count(*) FROM clicks`)
+			b.Navigate(f.admin + "/aff/" + partner + "?program=" + f.p.ID)
+			b.WaitJS(`location.origin === `+jsQuote(f.shopURL)+` && new URLSearchParams(location.search).get('aff') === `+jsQuote(partner), browserWait)
+			b.WaitJS(`document.cookie.includes('partnero_partner=`+partner+`') && JSON.parse(localStorage.po || '{}').c === 7`, browserWait)
+			if n := ts.count(`SELECT count(*) FROM clicks`) - before; n != 1 {
+				t.Errorf("%s: /aff/%s then the landing page stored %d clicks, want 1", w.name, partner, n)
+			}
+			if n := ts.count(`SELECT count(*) FROM clicks WHERE url LIKE ?`, "%/aff/"+partner+"?%"); n != 1 {
+				t.Errorf("%s: the click /aff recorded: %d rows", w.name, n)
+			}
+
+			// Signing out says so; then sign in again for the next width.
+			f.openAt(b, w.width, w.height, "/admin", ".topnav button")
+			clickTo(b, ".topnav button", `location.pathname === '/admin/login' && document.querySelector('.notice.success')`)
+			if got := text(b, ".notice.success"); !strings.Contains(got, "signed out") {
+				t.Errorf("%s: after signing out the page says %q", w.name, got)
+			}
+			noSideScroll(t, b, w.name+" signed out")
+			reachable(t, b, w.name+" signed out", "#token")
+			b.Do(chromedp.SendKeys("#token", testAdminToken))
+			clickTo(b, "form button[type=submit]", `location.pathname === '/admin' && document.querySelector('#create')`)
 		})
 	}
 
-	// /aff/KEY on potrack's host: the click is recorded once, and the
-	// visitor lands on the shop with the referral, which the script keeps.
-	before := ts.count(`SELECT count(*) FROM clicks`)
-	viewport(b, 390, 844)
-	b.Navigate(f.admin + "/aff/alice?program=" + f.p.ID)
-	b.WaitJS(`location.origin === `+jsQuote(f.shopURL)+` && new URLSearchParams(location.search).get('aff') === 'alice'`, browserWait)
-	b.WaitJS(`document.cookie.includes('partnero_partner=alice') && JSON.parse(localStorage.po || '{}').c === 7`, browserWait)
-	if n := ts.count(`SELECT count(*) FROM clicks`) - before; n != 1 {
-		t.Errorf("/aff/alice then the landing page stored %d clicks, want 1", n)
-	}
-	if n := ts.count(`SELECT count(*) FROM clicks WHERE url LIKE '%/aff/alice%'`); n != 1 {
-		t.Errorf("the click /aff recorded: %d rows", n)
-	}
-
-	// Signing out says so.
-	b.Navigate(f.admin + "/admin")
-	b.WaitJS(`document.querySelector('.topnav button')`, browserWait)
-	clickTo(b, ".topnav button", `location.pathname === '/admin/login' && document.querySelector('.notice.success')`)
-	if got := text(b, ".notice.success"); !strings.Contains(got, "signed out") {
-		t.Errorf("after signing out the page says %q", got)
-	}
-	screenshot(t, b, f.shots, "signed-out-390.png")
 	for _, e := range b.ConsoleErrors() {
 		t.Errorf("console error: %s", e)
 	}

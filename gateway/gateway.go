@@ -210,13 +210,14 @@ func decode(raw []byte, where string, v any) error {
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
-		return badEvent("The event's " + where + "." + te.Field + " must be " + jsonKind(te.Type) + ".")
+		return badEvent("The event's " + where + "." + te.Field + " must be " + JSONKind(te.Type) + ".")
 	}
 	return badEvent("The event's " + where + " does not have the expected shape.")
 }
 
-// jsonKind names what a Go type is in JSON, for messages.
-func jsonKind(t reflect.Type) string {
+// JSONKind names what a Go type is in JSON, for messages (the server's
+// decoding errors use it too).
+func JSONKind(t reflect.Type) string {
 	switch t.Kind() {
 	case reflect.String:
 		return "a string"
@@ -230,7 +231,7 @@ func jsonKind(t reflect.Type) string {
 	case reflect.Slice, reflect.Array:
 		return "an array"
 	case reflect.Pointer:
-		return jsonKind(t.Elem())
+		return JSONKind(t.Elem())
 	}
 	return "an object"
 }

@@ -274,20 +274,8 @@ func jsonKind(t reflect.Type) string {
 	case reflect.TypeOf(flexString("")):
 		return "a string or a number"
 	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "a whole number"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Pointer:
+	if t.Kind() == reflect.Pointer {
 		return jsonKind(t.Elem())
 	}
-	return "an object"
+	return gateway.JSONKind(t)
 }
